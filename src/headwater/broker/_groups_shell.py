@@ -1,0 +1,91 @@
+"""The asyncio shell around the sans-IO group coordinator: futures in, timers out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from headwater.broker._group_coordinator import (
+    GroupCoordinator,
+    JoinRequest,
+    JoinResult,
+    Reply,
+    SyncRequest,
+    SyncResult,
+)
+
+if TYPE_CHECKING:
+    from headwater.broker._server import Broker
+
+_TICK_MAX_S = 0.1
+
+
+class GroupsShell:
+    """Turns coordinator replies into resolved futures and drives its timers."""
+
+    def __init__(self, broker: Broker) -> None:
+        config = broker.config
+        self._broker = broker
+        self.core = GroupCoordinator(
+            initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
+            max_group_size=config.group_max_size,
+            min_session_timeout_ms=config.group_min_session_timeout_ms,
+            max_session_timeout_ms=config.group_max_session_timeout_ms,
+        )
+        self._wake = asyncio.Event()
+
+    def _deliver(self, replies: list[Reply]) -> None:
+        for reply in replies:
+            future = reply.token
+            assert isinstance(future, asyncio.Future)
+            if not future.done():
+                future.set_result(reply.result)
+        self._wake.set()
+
+    async def join(self, request: JoinRequest) -> JoinResult:
+        future: asyncio.Future[JoinResult] = asyncio.get_running_loop().create_future()
+        self._deliver(self.core.join(future, request, self._broker.now_ms()))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self.core.cancel(future)
+            raise
+
+    async def sync(self, request: SyncRequest) -> SyncResult:
+        future: asyncio.Future[SyncResult] = asyncio.get_running_loop().create_future()
+        self._deliver(self.core.sync(future, request, self._broker.now_ms()))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self.core.cancel(future)
+            raise
+
+    def heartbeat(
+        self, group_id: str, member_id: str, generation_id: int, instance_id: str | None
+    ) -> int:
+        code = self.core.heartbeat(
+            group_id, member_id, generation_id, instance_id, self._broker.now_ms()
+        )
+        self._wake.set()
+        return code
+
+    def leave(
+        self, group_id: str, members: list[tuple[str, str | None]]
+    ) -> tuple[int, list[tuple[str, str | None, int]]]:
+        result = self.core.leave(group_id, members, self._broker.now_ms())
+        self._deliver(self.core.take_replies())
+        return result
+
+    async def run(self) -> None:
+        """Fire session, rebalance and initial-delay timers until cancelled."""
+        while True:
+            now = self._broker.now_ms()
+            self._deliver(self.core.tick(now))
+            self._wake.clear()
+            deadline = self.core.next_deadline_ms()
+            delay = _TICK_MAX_S if deadline is None else max(0.0, (deadline - now) / 1000)
+            try:
+                async with asyncio.timeout(min(delay, _TICK_MAX_S)):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass

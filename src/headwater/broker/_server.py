@@ -1,0 +1,254 @@
+"""The asyncio shell of the broker: sockets, framing, dispatch and background tasks.
+
+Request path per connection: read frame → (authenticate → authorise, once TLS/SASL/ACLs
+arrive) → handler → response, answered in request order. Handlers run concurrently so a
+long-polling fetch never blocks a produce pipelined behind it on the same connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from headwater.broker import handlers as _handlers  # noqa: F401  (registers every API)
+from headwater.broker._config import BrokerConfig
+from headwater.broker._context import RequestContext
+from headwater.broker._group_commit import GroupCommitter
+from headwater.broker._groups_shell import GroupsShell
+from headwater.broker._offsets import OffsetStore
+from headwater.broker._registry import HANDLERS
+from headwater.broker._topics import TopicManager
+from headwater.protocol import ProtocolError
+from headwater.protocol._codec import decode_request, encode_response, peek_header
+
+log = logging.getLogger(__name__)
+
+API_VERSIONS_KEY = 18
+UNSUPPORTED_VERSION = 35
+
+
+class Broker:
+    """A single-node Kafka-protocol broker. ``await start()``, then ``await close()``."""
+
+    def __init__(self, config: BrokerConfig, clock: Callable[[], float] = time.time) -> None:
+        config.validate()
+        self.config = config
+        self._clock = clock
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connections: set[asyncio.Task[Any]] = set()
+        self.committer = GroupCommitter()
+        # Test-only fault hooks, honoured only when config.fault_hooks is set: api_key ->
+        # "close" (drop the connection), "delay:<ms>", or "drop-response" (apply, never answer).
+        self.faults: dict[int, str] = {}
+        self.started_ms = 0
+
+    def now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "broker not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        host, port = self.config.advertised
+        return host, (port if port else self.port)
+
+    async def start(self) -> None:
+        """Recover storage, bind the listener and start background work."""
+        now = self.now_ms()
+        self.started_ms = now
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.topics = TopicManager(self.config.data_dir, self.config.topic_defaults, now)
+        self.offsets = OffsetStore(self.config.data_dir, now)
+        self.groups = GroupsShell(self)
+        self._server = await asyncio.start_server(
+            self._serve_connection, self.config.host, self.config.port, limit=1 << 20
+        )
+        for coro in (self.committer.run(), self.groups.run(), self._maintenance()):
+            task = asyncio.create_task(coro)
+            self._tasks.add(task)
+        log.info(
+            "broker listening host=%s port=%d data_dir=%s",
+            self.config.host,
+            self.port,
+            self.config.data_dir,
+        )
+
+    async def close(self) -> None:
+        """Stop accepting, cancel connections and tasks, flush and close every log."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections) + list(self._tasks):
+            task.cancel()
+        for task in list(self._connections) + list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._server is not None:
+            await self._server.wait_closed()
+            self.topics.close()
+            self.offsets.close()
+            self._server = None
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    # -- background --------------------------------------------------------------------
+    async def _maintenance(self) -> None:
+        """Retention and compaction, off the hot path, one partition at a time."""
+        interval = self.config.retention_check_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            self.run_retention()
+
+    def run_retention(self) -> int:
+        now = self.now_ms()
+        deleted = 0
+        for partition in self.topics.all_partitions():
+            try:
+                deleted += partition.log.enforce_retention(now)
+                if "compact" in partition.log.config.cleanup_policy:
+                    partition.log.compact(now)
+            except OSError as exc:
+                log.error(
+                    "retention failed topic=%s partition=%d error=%s",
+                    partition.topic,
+                    partition.index,
+                    exc,
+                )
+        try:
+            self.offsets.log.compact(now)
+        except OSError as exc:
+            log.error("offsets compaction failed error=%s", exc)
+        return deleted
+
+    # -- connections -------------------------------------------------------------------
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        peer = writer.get_extra_info("peername")
+        client_host = str(peer[0]) if peer else "unknown"
+        if len(self._connections) >= self.config.connections_max:
+            log.warning(
+                "connection refused: connections_max=%d reached peer=%s",
+                self.config.connections_max,
+                client_host,
+            )
+            writer.close()
+            return
+        self._connections.add(task)
+        responses: asyncio.Queue[asyncio.Task[bytes | None] | None] = asyncio.Queue(
+            self.config.inflight_requests_max
+        )
+        writer_task = asyncio.create_task(self._write_responses(responses, writer))
+        try:
+            await self._read_requests(reader, responses, client_host)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except ProtocolError as exc:
+            log.warning("closing connection peer=%s reason=%s", client_host, exc)
+        finally:
+            with contextlib.suppress(asyncio.QueueFull):
+                responses.put_nowait(None)
+            if responses.full():
+                writer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer_task
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            self._connections.discard(task)
+
+    async def _read_requests(
+        self,
+        reader: asyncio.StreamReader,
+        responses: asyncio.Queue[asyncio.Task[bytes | None] | None],
+        client_host: str,
+    ) -> None:
+        frame_max = self.config.frame_bytes_max
+        while True:
+            prefix = await reader.readexactly(4)
+            size = int.from_bytes(prefix, "big", signed=True)
+            if size < 8 or size > frame_max:
+                raise ProtocolError(f"frame size {size} outside 8..{frame_max} (frame_bytes_max)")
+            frame = await reader.readexactly(size)
+            request = asyncio.create_task(self._dispatch(frame, client_host))
+            await responses.put(request)
+
+    async def _write_responses(
+        self,
+        responses: asyncio.Queue[asyncio.Task[bytes | None] | None],
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        try:
+            while True:
+                request = await responses.get()
+                if request is None:
+                    return
+                try:
+                    data = await request
+                except ProtocolError as exc:
+                    log.warning("closing connection reason=%s", exc)
+                    return
+                except Exception:
+                    log.exception("handler failed; closing the connection")
+                    return
+                if data is not None:
+                    writer.write(data)
+                    if writer.transport.get_write_buffer_size() > 4 * 1024 * 1024:
+                        await writer.drain()
+        finally:
+            writer.transport.abort() if not responses.empty() else None
+            while not responses.empty():
+                pending = responses.get_nowait()
+                if pending is not None:
+                    pending.cancel()
+
+    async def _dispatch(self, frame: bytes, client_host: str) -> bytes | None:
+        api_key, version, correlation_id = peek_header(frame)
+        handler = HANDLERS.get(api_key)
+        if api_key == API_VERSIONS_KEY and (handler is None or version > handler.max_version):
+            # Kafka answers an unknown ApiVersions version with a v0 body listing what it
+            # speaks, so that newer clients can retry with a version both sides know.
+            return encode_response(
+                API_VERSIONS_KEY,
+                0,
+                correlation_id,
+                {"error_code": UNSUPPORTED_VERSION, "api_keys": self.api_versions()},
+            )
+        if handler is None:
+            raise ProtocolError(f"unknown api_key={api_key}")
+        if not handler.min_version <= version <= handler.max_version:
+            raise ProtocolError(
+                f"unsupported version api_key={api_key} ({handler.name}) v{version}; "
+                f"supported {handler.min_version}..{handler.max_version}"
+            )
+        header, body = decode_request(frame)
+        action = self.faults.pop(api_key, None) if self.config.fault_hooks else None
+        if action == "close":
+            raise ProtocolError(f"fault hook closed the connection on api_key={api_key}")
+        if action is not None and action.startswith("delay:"):
+            await asyncio.sleep(int(action.split(":", 1)[1]) / 1000)
+        ctx = RequestContext(self, header, client_host)
+        response = await handler.fn(ctx, body)
+        if response is None:
+            return None
+        if action == "drop-response":
+            # The request took effect but the client never hears back, so it must retry.
+            raise ProtocolError(f"fault hook dropped the response to api_key={api_key}")
+        return encode_response(api_key, version, correlation_id, response)
+
+    def api_versions(self) -> list[dict[str, int]]:
+        return [
+            {"api_key": h.api_key, "min_version": h.min_version, "max_version": h.max_version}
+            for h in sorted(HANDLERS.values(), key=lambda h: h.api_key)
+        ]

@@ -1,0 +1,237 @@
+"""Topics and their partitions: durable metadata, partition logs and append notifications.
+
+Topic metadata (ids, partition counts, config overrides) lives in one JSON file replaced
+atomically on every change, so a crash leaves either the old or the new set of topics.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from headwater.broker import _topic_config
+from headwater.broker._durable_file import read_json, write_json
+from headwater.storage import LogConfig, PartitionLog
+
+log = logging.getLogger(__name__)
+
+TOPIC_NAME_MAX = 249
+_LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
+META_DIR = "__meta"
+PARTITIONS_MAX = 10_000
+
+
+class TopicError(Exception):
+    """A topic operation Kafka would refuse; ``error_code`` is the Kafka error to return."""
+
+    def __init__(self, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+def check_topic_name(name: str) -> str | None:
+    """Why a topic name is invalid, or None when it is fine (Kafka's rules)."""
+    if not name:
+        return "topic name is empty"
+    if name in (".", ".."):
+        return "topic name cannot be '.' or '..'"
+    if len(name) > TOPIC_NAME_MAX:
+        return f"topic name is longer than {TOPIC_NAME_MAX} characters"
+    if not _LEGAL.match(name):
+        return "topic name may contain only ASCII letters, digits, '.', '_' and '-'"
+    return None
+
+
+@dataclass(eq=False)
+class Partition:
+    """One partition: its log and the fetches waiting for data on it."""
+
+    topic: str
+    index: int
+    log: PartitionLog
+    listeners: set[Callable[[], None]] = field(default_factory=set)
+
+    def notify(self) -> None:
+        for listener in list(self.listeners):
+            listener()
+
+
+@dataclass(eq=False)
+class Topic:
+    name: str
+    topic_id: uuid.UUID
+    partitions: list[Partition]
+    configs: dict[str, str]
+    internal: bool = False
+
+
+class TopicManager:
+    """Owns every topic of the broker. Mutated only from the event-loop thread."""
+
+    def __init__(self, data_dir: Path, broker_defaults: dict[str, str], now_ms: int) -> None:
+        self._data_dir = data_dir
+        self._broker_defaults = broker_defaults
+        self._meta_path = data_dir / META_DIR / "topics.json"
+        self.topics: dict[str, Topic] = {}
+        self.by_id: dict[uuid.UUID, Topic] = {}
+        (data_dir / META_DIR).mkdir(parents=True, exist_ok=True)
+        self._load(now_ms)
+
+    # -- persistence ----------------------------------------------------------------------
+    def _load(self, now_ms: int) -> None:
+        for leftover in self._data_dir.glob("*-delete"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        meta = read_json(self._meta_path) or {"topics": {}}
+        for name, entry in meta["topics"].items():
+            topic = Topic(
+                name=name,
+                topic_id=uuid.UUID(entry["id"]),
+                partitions=[],
+                configs=dict(entry.get("configs", {})),
+                internal=bool(entry.get("internal", False)),
+            )
+            config = self.log_config(topic)
+            for index in range(int(entry["partitions"])):
+                directory = self._data_dir / f"{name}-{index}"
+                topic.partitions.append(
+                    Partition(name, index, PartitionLog.open(directory, config, now_ms=now_ms))
+                )
+            self._add(topic)
+        log.info("loaded topics count=%d", len(self.topics))
+
+    def _save(self) -> None:
+        write_json(
+            self._meta_path,
+            {
+                "topics": {
+                    t.name: {
+                        "id": str(t.topic_id),
+                        "partitions": len(t.partitions),
+                        "configs": t.configs,
+                        "internal": t.internal,
+                    }
+                    for t in self.topics.values()
+                }
+            },
+        )
+
+    def _add(self, topic: Topic) -> None:
+        self.topics[topic.name] = topic
+        self.by_id[topic.topic_id] = topic
+
+    # -- configs --------------------------------------------------------------------------
+    def effective_configs(self, topic: Topic) -> dict[str, str]:
+        return _topic_config.effective(topic.configs, self._broker_defaults)
+
+    def config_source(self, topic: Topic, name: str) -> int:
+        return _topic_config.source_of(name, topic.configs, self._broker_defaults)
+
+    def log_config(self, topic: Topic) -> LogConfig:
+        return _topic_config.log_config(self.effective_configs(topic))
+
+    def set_configs(self, topic: Topic, configs: dict[str, str], *, validate_only: bool) -> None:
+        for name, value in configs.items():
+            _topic_config.validate(name, value)
+        if validate_only:
+            return
+        topic.configs = dict(configs)
+        self._save()
+        config = self.log_config(topic)
+        for partition in topic.partitions:
+            partition.log.update_config(config)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def create(
+        self,
+        name: str,
+        num_partitions: int,
+        configs: dict[str, str],
+        now_ms: int,
+        *,
+        validate_only: bool = False,
+        internal: bool = False,
+    ) -> Topic | None:
+        """Create a topic durably; raises TopicError with Kafka's error code on refusal."""
+        reason = check_topic_name(name)
+        if reason is not None:
+            raise TopicError(
+                17, f"invalid topic name {name!r}: {reason}"
+            )  # INVALID_TOPIC_EXCEPTION
+        if name in self.topics:
+            raise TopicError(36, f"topic {name!r} already exists")  # TOPIC_ALREADY_EXISTS
+        if not 1 <= num_partitions <= PARTITIONS_MAX:
+            raise TopicError(37, f"partition count must be 1..{PARTITIONS_MAX}")
+        for key, value in configs.items():
+            try:
+                _topic_config.validate(key, value)
+            except _topic_config.InvalidConfigError as exc:
+                raise TopicError(40, str(exc)) from None  # INVALID_CONFIG
+        if validate_only:
+            return None
+        topic = Topic(name, uuid.uuid4(), [], dict(configs), internal)
+        config = self.log_config(topic)
+        for index in range(num_partitions):
+            directory = self._data_dir / f"{name}-{index}"
+            topic.partitions.append(
+                Partition(name, index, PartitionLog.open(directory, config, now_ms=now_ms))
+            )
+        self._add(topic)
+        self._save()
+        log.info("created topic=%s partitions=%d", name, num_partitions)
+        return topic
+
+    def add_partitions(self, topic: Topic, total: int, now_ms: int, *, validate_only: bool) -> None:
+        if total <= len(topic.partitions):
+            raise TopicError(
+                37,
+                f"topic {topic.name!r} has {len(topic.partitions)} partitions; "
+                f"the new count must be larger, got {total}",
+            )
+        if total > PARTITIONS_MAX:
+            raise TopicError(37, f"partition count must be at most {PARTITIONS_MAX}")
+        if validate_only:
+            return
+        config = self.log_config(topic)
+        for index in range(len(topic.partitions), total):
+            directory = self._data_dir / f"{topic.name}-{index}"
+            topic.partitions.append(
+                Partition(topic.name, index, PartitionLog.open(directory, config, now_ms=now_ms))
+            )
+        self._save()
+
+    def delete(self, name: str) -> Topic:
+        topic = self.topics.get(name)
+        if topic is None:
+            raise TopicError(3, f"topic {name!r} does not exist")
+        del self.topics[name]
+        del self.by_id[topic.topic_id]
+        self._save()
+        for partition in topic.partitions:
+            partition.log.close()
+            directory = partition.log.directory
+            # Rename first so that a crash mid-delete never leaves a half-deleted live log.
+            doomed = directory.with_name(f"{directory.name}.{topic.topic_id.hex}-delete")
+            directory.rename(doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+            partition.notify()
+        log.info("deleted topic=%s", name)
+        return topic
+
+    def partition(self, name: str, index: int) -> Partition | None:
+        topic = self.topics.get(name)
+        if topic is None or not 0 <= index < len(topic.partitions):
+            return None
+        return topic.partitions[index]
+
+    def all_partitions(self) -> list[Partition]:
+        return [p for t in self.topics.values() for p in t.partitions]
+
+    def close(self) -> None:
+        for partition in self.all_partitions():
+            partition.log.flush()
+            partition.log.close()

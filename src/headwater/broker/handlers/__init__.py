@@ -1,0 +1,14 @@
+"""One module per API family; importing this package registers every handler."""
+
+from headwater.broker.handlers import (
+    admin,
+    api_versions,
+    configs,
+    fetch,
+    groups,
+    metadata,
+    offsets,
+    produce,
+)
+
+__all__ = ["admin", "api_versions", "configs", "fetch", "groups", "metadata", "offsets", "produce"]

@@ -1,0 +1,166 @@
+"""Topic administration: CreateTopics v2-7, DeleteTopics v1-6, CreatePartitions v0-3,
+DeleteRecords v0-2, and InitProducerId v0-4 for non-transactional producers.
+
+CreateTopics v5 returns the resulting configs and partition counts, v7 topic ids; DeleteTopics
+v6 accepts topic ids. Replication factors other than 1 (or -1, the default) are refused:
+this broker is one node and never pretends to replicate.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from headwater.broker._context import RequestContext
+from headwater.broker._registry import handles
+from headwater.broker._topics import TopicError
+
+INVALID_REPLICATION_FACTOR = 38
+UNKNOWN_TOPIC_OR_PARTITION = 3
+OFFSET_OUT_OF_RANGE = 1
+INVALID_REQUEST = 42
+
+
+@handles(19, "CreateTopics", 2, 7)
+async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    out = []
+    for want in request.topics:
+        entry: dict[str, Any] = {
+            "name": want.name,
+            "error_code": 0,
+            "error_message": None,
+            "num_partitions": -1,
+            "replication_factor": -1,
+            "configs": [],
+        }
+        partitions = want.num_partitions
+        if partitions == -1:
+            partitions = len(want.assignments) or broker.config.num_partitions
+        if want.replication_factor not in (-1, 1):
+            entry["error_code"] = INVALID_REPLICATION_FACTOR
+            entry["error_message"] = (
+                f"replication factor {want.replication_factor} is not possible on a "
+                "single-node broker; use 1 (or point clients at a Kafka cluster)"
+            )
+            out.append(entry)
+            continue
+        configs = {c.name: c.value for c in want.configs if c.value is not None}
+        try:
+            topic = broker.topics.create(
+                want.name, partitions, configs, broker.now_ms(), validate_only=request.validate_only
+            )
+        except TopicError as exc:
+            entry["error_code"] = exc.error_code
+            entry["error_message"] = str(exc)
+            out.append(entry)
+            continue
+        entry["num_partitions"] = partitions
+        entry["replication_factor"] = 1
+        if topic is not None:
+            entry["topic_id"] = topic.topic_id
+            values = broker.topics.effective_configs(topic)
+            entry["configs"] = [
+                {
+                    "name": k,
+                    "value": v,
+                    "read_only": False,
+                    "config_source": broker.topics.config_source(topic, k),
+                    "is_sensitive": False,
+                }
+                for k, v in values.items()
+            ]
+        out.append(entry)
+    return {"throttle_time": 0, "topics": out}
+
+
+@handles(20, "DeleteTopics", 1, 6)
+async def delete_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    topics = ctx.broker.topics
+    if ctx.version >= 6:
+        wanted = [(t.name, t.topic_id) for t in request.topics]
+    else:
+        wanted = [(name, None) for name in request.topic_names]
+    out = []
+    for name, topic_id in wanted:
+        if name is None and topic_id is not None and topic_id in topics.by_id:
+            name = topics.by_id[topic_id].name
+        entry: dict[str, Any] = {
+            "name": name,
+            "topic_id": topic_id,
+            "error_code": 0,
+            "error_message": None,
+        }
+        try:
+            deleted = topics.delete(name or "")
+            entry["topic_id"] = deleted.topic_id
+        except TopicError as exc:
+            entry["error_code"] = exc.error_code
+            entry["error_message"] = str(exc)
+        out.append(entry)
+    return {"throttle_time": 0, "responses": out}
+
+
+@handles(37, "CreatePartitions", 0, 3)
+async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    out = []
+    for want in request.topics:
+        entry: dict[str, Any] = {"name": want.name, "error_code": 0, "error_message": None}
+        topic = broker.topics.topics.get(want.name)
+        try:
+            if topic is None:
+                raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {want.name!r} does not exist")
+            broker.topics.add_partitions(
+                topic, want.count, broker.now_ms(), validate_only=request.validate_only
+            )
+        except TopicError as exc:
+            entry["error_code"] = exc.error_code
+            entry["error_message"] = str(exc)
+        out.append(entry)
+    return {"throttle_time": 0, "results": out}
+
+
+@handles(21, "DeleteRecords", 0, 2)
+async def delete_records(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    topics = ctx.broker.topics
+    out = []
+    for want_topic in request.topics:
+        entries = []
+        for want in want_topic.partitions:
+            partition = topics.partition(want_topic.name, want.partition_index)
+            entry = {"partition_index": want.partition_index, "low_watermark": -1, "error_code": 0}
+            if partition is None:
+                entry["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                target = partition.log.log_end_offset if want.offset == -1 else want.offset
+                if not 0 <= target <= partition.log.log_end_offset:
+                    entry["error_code"] = OFFSET_OUT_OF_RANGE
+                else:
+                    entry["low_watermark"] = partition.log.delete_records(target)
+            entries.append(entry)
+        out.append({"name": want_topic.name, "partitions": entries})
+    return {"throttle_time": 0, "topics": out}
+
+
+_producer_ids = itertools.count(1000)
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
+
+
+@handles(22, "InitProducerId", 0, 4)
+async def init_producer_id(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    """Hands out producer ids for idempotent producers; transactions are not supported yet."""
+    if request.transactional_id is not None:
+        return {
+            "throttle_time": 0,
+            "error_code": INVALID_REQUEST,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        }
+    return {
+        "throttle_time": 0,
+        "error_code": 0,
+        "producer_id": next(_producer_ids),
+        "producer_epoch": 0,
+    }

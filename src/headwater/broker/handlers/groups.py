@@ -1,0 +1,200 @@
+"""Group membership: FindCoordinator v0-4, JoinGroup v0-9, SyncGroup v0-5, Heartbeat v0-4,
+LeaveGroup v0-5, DescribeGroups v0-5, ListGroups v0-4, DeleteGroups v0-2.
+
+This node coordinates every group and transaction. JoinGroup v1 adds the rebalance timeout,
+v4 KIP-394 member ids, v5 static membership, v6 flexible encoding, v7 protocol type/name in
+the response, v8 a reason, v9 skip_assignment; LeaveGroup v3 batches members.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headwater.broker._context import RequestContext
+from headwater.broker._group_coordinator import JoinRequest, SyncRequest
+from headwater.broker._registry import handles
+from headwater.protocol._codec import millis
+
+OPERATIONS_UNKNOWN = -2147483648
+
+
+def _coordinator(ctx: RequestContext, key: str) -> dict[str, Any]:
+    host, port = ctx.broker.advertised
+    return {
+        "key": key,
+        "node_id": ctx.broker.config.node_id,
+        "host": host,
+        "port": port,
+        "error_code": 0,
+        "error_message": None,
+    }
+
+
+@handles(10, "FindCoordinator", 0, 4)
+async def find_coordinator(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if ctx.version >= 4:
+        return {
+            "throttle_time": 0,
+            "coordinators": [_coordinator(ctx, k) for k in request.coordinator_keys],
+        }
+    out = _coordinator(ctx, request.key)
+    out["throttle_time"] = 0
+    return out
+
+
+@handles(11, "JoinGroup", 0, 9)
+async def join_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    session_ms = millis(request.session_timeout)
+    rebalance = getattr(request, "rebalance_timeout", None)
+    result = await ctx.broker.groups.join(
+        JoinRequest(
+            group_id=request.group_id,
+            member_id=request.member_id,
+            group_instance_id=getattr(request, "group_instance_id", None),
+            protocol_type=request.protocol_type,
+            protocols=[(p.name, bytes(p.metadata)) for p in request.protocols],
+            session_timeout_ms=session_ms,
+            rebalance_timeout_ms=millis(rebalance) if rebalance is not None else session_ms,
+            client_id=ctx.header.client_id or "",
+            client_host=ctx.client_host,
+            require_known_member_id=ctx.version >= 4,
+            reason=getattr(request, "reason", None),
+        )
+    )
+    return {
+        "throttle_time": 0,
+        "error_code": result.error_code,
+        "generation_id": result.generation_id,
+        "protocol_type": result.protocol_type,
+        "protocol_name": result.protocol_name if ctx.version >= 7 or result.protocol_name else "",
+        "leader": result.leader,
+        "skip_assignment": result.skip_assignment,
+        "member_id": result.member_id,
+        "members": [
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.group_instance_id,
+                "metadata": m.metadata,
+            }
+            for m in result.members
+        ],
+    }
+
+
+@handles(14, "SyncGroup", 0, 5)
+async def sync_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    result = await ctx.broker.groups.sync(
+        SyncRequest(
+            group_id=request.group_id,
+            member_id=request.member_id,
+            generation_id=request.generation_id,
+            group_instance_id=getattr(request, "group_instance_id", None),
+            protocol_type=getattr(request, "protocol_type", None),
+            protocol_name=getattr(request, "protocol_name", None),
+            assignments=[(a.member_id, bytes(a.assignment)) for a in request.assignments],
+        )
+    )
+    return {
+        "throttle_time": 0,
+        "error_code": result.error_code,
+        "protocol_type": result.protocol_type,
+        "protocol_name": result.protocol_name,
+        "assignment": result.assignment,
+    }
+
+
+@handles(12, "Heartbeat", 0, 4)
+async def heartbeat(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    code = ctx.broker.groups.heartbeat(
+        request.group_id,
+        request.member_id,
+        request.generation_id,
+        getattr(request, "group_instance_id", None),
+    )
+    return {"throttle_time": 0, "error_code": code}
+
+
+@handles(13, "LeaveGroup", 0, 5)
+async def leave_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if ctx.version >= 3:
+        members = [(m.member_id, m.group_instance_id) for m in request.members]
+    else:
+        members = [(request.member_id, None)]
+    code, results = ctx.broker.groups.leave(request.group_id, members)
+    if ctx.version < 3 and results and code == 0:
+        code = results[0][2]
+    return {
+        "throttle_time": 0,
+        "error_code": code,
+        "members": [
+            {"member_id": m, "group_instance_id": i, "error_code": e} for m, i, e in results
+        ],
+    }
+
+
+@handles(15, "DescribeGroups", 0, 5)
+async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    out = []
+    for group_id in request.groups:
+        desc = ctx.broker.groups.core.describe(group_id)
+        out.append(
+            {
+                "error_code": desc.error_code,
+                "group_id": group_id,
+                "group_state": desc.state,
+                "protocol_type": desc.protocol_type or "",
+                "protocol_data": desc.protocol or "",
+                "members": [
+                    {
+                        "member_id": m.member_id,
+                        "group_instance_id": m.group_instance_id,
+                        "client_id": m.client_id,
+                        "client_host": m.client_host,
+                        "member_metadata": m.metadata,
+                        "member_assignment": m.assignment,
+                    }
+                    for m in desc.members
+                ],
+                "authorized_operations": OPERATIONS_UNKNOWN,
+            }
+        )
+    return {"throttle_time": 0, "groups": out}
+
+
+@handles(16, "ListGroups", 0, 4)
+async def list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    wanted = {s.lower() for s in getattr(request, "states_filter", ()) or ()}
+    groups = {g: (ptype, state) for g, ptype, state in ctx.broker.groups.core.list_groups()}
+    # Groups that only have committed offsets still exist for tools, as in Kafka.
+    for group_id in ctx.broker.offsets.groups:
+        groups.setdefault(group_id, ("consumer", "Empty"))
+    return {
+        "throttle_time": 0,
+        "error_code": 0,
+        "groups": [
+            {"group_id": g, "protocol_type": ptype, "group_state": state}
+            for g, (ptype, state) in sorted(groups.items())
+            if not wanted or state.lower() in wanted
+        ],
+    }
+
+
+GROUP_ID_NOT_FOUND = 69
+
+
+@handles(42, "DeleteGroups", 0, 2)
+async def delete_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    results = []
+    for group_id in request.groups_names:
+        code = broker.groups.core.delete_group(group_id)
+        has_offsets = group_id in broker.offsets.groups
+        if code == GROUP_ID_NOT_FOUND and has_offsets:
+            code = 0
+        if code == 0 and has_offsets:
+            last = broker.offsets.delete(
+                group_id, list(broker.offsets.fetch(group_id)), broker.now_ms()
+            )
+            await broker.committer.wait_durable(broker.offsets.log, last)
+        results.append({"group_id": group_id, "error_code": code})
+    return {"throttle_time": 0, "results": results}

@@ -1,0 +1,126 @@
+"""Metadata v0-12 and DescribeCluster v0-1: this single node leads every partition.
+
+Metadata v1 adds the controller and internal flag, v2 the cluster id, v4 the auto-creation
+switch, v8 authorized operations, v9 flexible encoding, v10 topic ids, v12 nullable names.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from headwater.broker._context import RequestContext
+from headwater.broker._registry import handles
+from headwater.broker._topics import Topic, TopicError, check_topic_name
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_TOPIC = 17
+OPERATIONS_UNKNOWN = -2147483648
+
+
+def broker_entry(ctx: RequestContext) -> dict[str, Any]:
+    host, port = ctx.broker.advertised
+    return {
+        "node_id": ctx.broker.config.node_id,
+        "broker_id": ctx.broker.config.node_id,
+        "host": host,
+        "port": port,
+        "rack": None,
+    }
+
+
+def topic_entry(ctx: RequestContext, topic: Topic) -> dict[str, Any]:
+    node = ctx.broker.config.node_id
+    return {
+        "error_code": 0,
+        "name": topic.name,
+        "topic_id": topic.topic_id,
+        "is_internal": topic.internal,
+        "partitions": [
+            {
+                "error_code": 0,
+                "partition_index": p.index,
+                "leader_id": node,
+                "leader_epoch": 0,
+                "replica_nodes": [node],
+                "isr_nodes": [node],
+                "offline_replicas": [],
+            }
+            for p in topic.partitions
+        ],
+        "topic_authorized_operations": OPERATIONS_UNKNOWN,
+    }
+
+
+def auto_create(ctx: RequestContext, name: str) -> Topic | None:
+    """Create ``name`` with the broker defaults when auto-creation is on."""
+    broker = ctx.broker
+    if not broker.config.auto_create_topics:
+        return None
+    try:
+        return broker.topics.create(name, broker.config.num_partitions, {}, broker.now_ms())
+    except TopicError as exc:
+        log.info("auto-create refused topic=%s reason=%s", name, exc)
+        return None
+
+
+@handles(3, "Metadata", 0, 12)
+async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    topics = ctx.broker.topics
+    wanted = request.topics
+    entries: list[dict[str, Any]] = []
+    if wanted is None or (ctx.version == 0 and not wanted):
+        entries = [topic_entry(ctx, t) for t in topics.topics.values() if not t.internal]
+    else:
+        allow = getattr(request, "allow_auto_topic_creation", True)
+        for item in wanted:
+            name = item.name
+            if name is None:
+                topic = topics.by_id.get(item.topic_id)
+                if topic is None:
+                    entries.append(
+                        {
+                            "error_code": UNKNOWN_TOPIC_OR_PARTITION,
+                            "name": None,
+                            "topic_id": item.topic_id,
+                            "partitions": [],
+                        }
+                    )
+                    continue
+            else:
+                topic = topics.topics.get(name)
+            if topic is None and check_topic_name(name) is not None:
+                entries.append({"error_code": INVALID_TOPIC, "name": name, "partitions": []})
+                continue
+            if topic is None and allow:
+                topic = auto_create(ctx, name)
+            if topic is None:
+                entries.append(
+                    {"error_code": UNKNOWN_TOPIC_OR_PARTITION, "name": name, "partitions": []}
+                )
+                continue
+            entries.append(topic_entry(ctx, topic))
+    return {
+        "throttle_time": 0,
+        "brokers": [broker_entry(ctx)],
+        "cluster_id": ctx.broker.config.cluster_id,
+        "controller_id": ctx.broker.config.node_id,
+        "topics": entries,
+        "cluster_authorized_operations": OPERATIONS_UNKNOWN,
+    }
+
+
+@handles(60, "DescribeCluster", 0, 1)
+async def describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    return {
+        "throttle_time": 0,
+        "error_code": 0,
+        "error_message": None,
+        "endpoint_type": 1,
+        "cluster_id": ctx.broker.config.cluster_id,
+        "controller_id": ctx.broker.config.node_id,
+        "brokers": [broker_entry(ctx)],
+        "cluster_authorized_operations": OPERATIONS_UNKNOWN,
+    }

@@ -1,0 +1,134 @@
+"""Committed offsets: OffsetCommit v2-8, OffsetFetch v1-8, OffsetDelete v0.
+
+OffsetCommit v3 adds throttle time, v5 drops the retention time, v6 leader epochs, v7 static
+membership, v8 flexible encoding. OffsetFetch v2 lists all partitions of a group when topics
+is null, v7 require_stable, v8 batches several groups. Commits are answered after fsync.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headwater.broker._context import RequestContext
+from headwater.broker._offsets import CommittedOffset
+from headwater.broker._registry import handles
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+ILLEGAL_GENERATION = 22
+UNKNOWN_MEMBER_ID = 25
+INVALID_GROUP_ID = 24
+OFFSET_METADATA_TOO_LARGE = 12
+METADATA_BYTES_MAX = 4096
+
+
+def _membership_error(ctx: RequestContext, group_id: str, generation: int, member: str) -> int:
+    if not group_id:
+        return INVALID_GROUP_ID
+    if generation < 0 and not member:
+        return 0  # a standalone commit (assign() consumers, admin tools)
+    current, members = ctx.broker.groups.core.generation(group_id)
+    if member not in members:
+        return UNKNOWN_MEMBER_ID
+    if generation != current:
+        return ILLEGAL_GENERATION
+    return 0
+
+
+@handles(8, "OffsetCommit", 2, 8)
+async def offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    group_error = _membership_error(
+        ctx, request.group_id, request.generation_id_or_member_epoch, request.member_id
+    )
+    now = broker.now_ms()
+    accepted: dict[tuple[str, int], CommittedOffset] = {}
+    out = []
+    for topic in request.topics:
+        entries = []
+        for p in topic.partitions:
+            code = group_error
+            metadata = p.committed_metadata
+            if not code and broker.topics.partition(topic.name, p.partition_index) is None:
+                code = UNKNOWN_TOPIC_OR_PARTITION
+            if not code and metadata is not None and len(metadata) > METADATA_BYTES_MAX:
+                code = OFFSET_METADATA_TOO_LARGE
+            if not code:
+                accepted[(topic.name, p.partition_index)] = CommittedOffset(
+                    p.committed_offset, getattr(p, "committed_leader_epoch", -1), metadata, now
+                )
+            entries.append({"partition_index": p.partition_index, "error_code": code})
+        out.append({"name": topic.name, "partitions": entries})
+    if accepted:
+        last = broker.offsets.commit(request.group_id, accepted, now)
+        await broker.committer.wait_durable(broker.offsets.log, last)
+    return {"throttle_time": 0, "topics": out}
+
+
+def _fetch_group(ctx: RequestContext, group_id: str, topics: Any) -> list[dict[str, Any]]:
+    committed = ctx.broker.offsets.fetch(group_id)
+    wanted: dict[str, list[int]] = {}
+    if topics is None:
+        for name, index in committed:
+            wanted.setdefault(name, []).append(index)
+    else:
+        for topic in topics:
+            wanted[topic.name] = list(topic.partition_indexes)
+    out = []
+    for name, indexes in wanted.items():
+        entries = []
+        for index in sorted(indexes):
+            found = committed.get((name, index))
+            entries.append(
+                {
+                    "partition_index": index,
+                    "committed_offset": found.offset if found else -1,
+                    "committed_leader_epoch": found.leader_epoch if found else -1,
+                    "metadata": found.metadata if found else "",
+                    "error_code": 0,
+                }
+            )
+        out.append({"name": name, "partitions": entries})
+    return out
+
+
+@handles(9, "OffsetFetch", 1, 8)
+async def offset_fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if ctx.version >= 8:
+        return {
+            "throttle_time": 0,
+            "groups": [
+                {
+                    "group_id": g.group_id,
+                    "topics": _fetch_group(ctx, g.group_id, g.topics),
+                    "error_code": 0,
+                }
+                for g in request.groups
+            ],
+        }
+    return {
+        "throttle_time": 0,
+        "error_code": 0,
+        "topics": _fetch_group(ctx, request.group_id, request.topics),
+    }
+
+
+GROUP_SUBSCRIBED_TO_TOPIC = 86
+
+
+@handles(47, "OffsetDelete", 0, 0)
+async def offset_delete(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    committed = broker.offsets.fetch(request.group_id)
+    if not committed and broker.groups.core.is_empty(request.group_id):
+        return {"error_code": 69, "throttle_time": 0, "topics": []}  # GROUP_ID_NOT_FOUND
+    doomed = []
+    out = []
+    for topic in request.topics:
+        entries = []
+        for p in topic.partitions:
+            doomed.append((topic.name, p.partition_index))
+            entries.append({"partition_index": p.partition_index, "error_code": 0})
+        out.append({"name": topic.name, "partitions": entries})
+    last = broker.offsets.delete(request.group_id, doomed, broker.now_ms())
+    await broker.committer.wait_durable(broker.offsets.log, last)
+    return {"error_code": 0, "throttle_time": 0, "topics": out}

@@ -1,0 +1,121 @@
+"""Produce v3-11: validate batches, assign offsets in place, append verbatim, acknowledge.
+
+v3 is the first version with v2 record batches and transactional ids; v5 adds log start
+offset; v8 per-record errors and an error message; v9 flexible encoding; v10-11 leader hints.
+acks=0 is never answered; acks=all waits for the fsync policy (group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from headwater.broker._context import RequestContext
+from headwater.broker._registry import handles
+from headwater.broker.handlers.metadata import auto_create
+from headwater.protocol import CorruptBatchError, set_leader_epoch, split_batches
+from headwater.storage import PartitionLog, StorageFullError
+
+log = logging.getLogger(__name__)
+
+CORRUPT_MESSAGE = 2
+UNKNOWN_TOPIC_OR_PARTITION = 3
+MESSAGE_TOO_LARGE = 10
+INVALID_REQUIRED_ACKS = 21
+KAFKA_STORAGE_ERROR = 56
+INVALID_RECORD = 87
+
+
+def _error(index: int, code: int, message: str | None = None) -> dict[str, Any]:
+    return {
+        "index": index,
+        "error_code": code,
+        "base_offset": -1,
+        "log_append_time_ms": -1,
+        "log_start_offset": -1,
+        "record_errors": [],
+        "error_message": message,
+    }
+
+
+@handles(0, "Produce", 3, 11)
+async def produce(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
+    broker = ctx.broker
+    acks = request.acks
+    durable: list[tuple[PartitionLog, int]] = []
+    results = []
+    for topic_data in request.topic_data:
+        topic = broker.topics.topics.get(topic_data.name)
+        if topic is None:
+            topic = auto_create(ctx, topic_data.name)
+        partitions = []
+        for data in topic_data.partition_data:
+            if acks not in (0, 1, -1):
+                partitions.append(_error(data.index, INVALID_REQUIRED_ACKS))
+                continue
+            if topic is None or not 0 <= data.index < len(topic.partitions):
+                partitions.append(
+                    _error(
+                        data.index,
+                        UNKNOWN_TOPIC_OR_PARTITION,
+                        f"unknown topic or partition {topic_data.name}",
+                    )
+                )
+                continue
+            partitions.append(_append(ctx, topic, data, durable))
+        results.append({"name": topic_data.name, "partition_responses": partitions})
+    if acks == 0:
+        return None
+    policy = broker.config.fsync_policy
+    if durable and (policy == "always" or (policy == "acks-all" and acks == -1)):
+        await asyncio.gather(*(broker.committer.wait_durable(lg, off) for lg, off in durable))
+    return {"responses": results, "throttle_time": 0}
+
+
+def _append(
+    ctx: RequestContext, topic: Any, data: Any, durable: list[tuple[PartitionLog, int]]
+) -> dict[str, Any]:
+    broker = ctx.broker
+    partition = topic.partitions[data.index]
+    records = data.records
+    configs = broker.topics.effective_configs(topic)
+    limit = int(configs["max.message.bytes"])
+    if not records:
+        return _error(data.index, INVALID_RECORD, "empty record set")
+    payload = bytearray(records)
+    try:
+        headers = split_batches(payload)
+    except CorruptBatchError as exc:
+        log.warning("corrupt batch topic=%s partition=%d reason=%s", topic.name, data.index, exc)
+        return _error(data.index, CORRUPT_MESSAGE, str(exc))
+    for header in headers:
+        if header.size > limit:
+            return _error(
+                data.index,
+                MESSAGE_TOO_LARGE,
+                f"batch of {header.size} bytes exceeds max.message.bytes={limit}",
+            )
+    pos = 0
+    for header in headers:
+        set_leader_epoch(payload, pos, 0)
+        pos += header.size
+    log_append_time = configs["message.timestamp.type"] == "LogAppendTime"
+    try:
+        result = partition.log.append(
+            payload, headers, now_ms=broker.now_ms(), log_append_time=log_append_time
+        )
+    except StorageFullError as exc:
+        log.error("disk full topic=%s partition=%d error=%s", topic.name, data.index, exc)
+        return _error(data.index, KAFKA_STORAGE_ERROR, f"broker disk full: {exc}")
+    partition.notify()
+    durable.append((partition.log, result.last_offset))
+    return {
+        "index": data.index,
+        "error_code": 0,
+        "base_offset": result.base_offset,
+        "log_append_time_ms": result.log_append_time_ms,
+        "log_start_offset": result.log_start_offset,
+        "record_errors": [],
+        "error_message": None,
+    }

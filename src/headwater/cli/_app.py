@@ -1,0 +1,25 @@
+"""The root Typer app and its command groups."""
+
+from __future__ import annotations
+
+import typer
+
+from headwater.cli import _broker_cmd, _demo_cmd, _groups_cmd, _io_cmd, _topics_cmd
+
+app = typer.Typer(
+    name="headwater",
+    help="Real-time data ingestion on the Kafka protocol: broker, topics, produce, consume.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("broker")(_broker_cmd.broker)
+app.add_typer(_topics_cmd.app, name="topics")
+app.add_typer(_groups_cmd.app, name="groups")
+app.command("produce")(_io_cmd.produce)
+app.command("consume")(_io_cmd.consume)
+app.command("demo")(_demo_cmd.demo)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,104 @@
+"""``headwater broker``: run the embedded broker in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from headwater.broker import Broker, load_config
+from headwater.cli._common import fail
+
+
+def broker(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to listen on [default 127.0.0.1; env HEADWATER_HOST]."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="TCP port [default 9092; env HEADWATER_PORT]. 0 picks a free port."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where logs and metadata live [default ./headwater-data; env HEADWATER_DATA_DIR]."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file with broker settings (a [broker] table); flags and env win.",
+            envvar="HEADWATER_CONFIG",
+        ),
+    ] = None,
+    advertised_host: Annotated[
+        str | None, typer.Option(help="Host clients are told to connect to [default: --host].")
+    ] = None,
+    advertised_port: Annotated[
+        int | None, typer.Option(help="Port clients are told to connect to [default: --port].")
+    ] = None,
+    fsync_policy: Annotated[
+        str | None,
+        typer.Option(
+            help="acks-all (fsync before answering acks=all, the default), always, or never."
+        ),
+    ] = None,
+    auto_create_topics: Annotated[
+        bool | None,
+        typer.Option(
+            "--auto-create-topics/--no-auto-create-topics",
+            help="Create unknown topics on produce/metadata, as Kafka does [default on].",
+        ),
+    ] = None,
+    num_partitions: Annotated[
+        int | None, typer.Option(help="Partitions of auto-created topics [default 1].")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Start the broker; any Kafka client can connect to it. Ctrl-C stops it cleanly."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        settings = load_config(
+            config,
+            {
+                "host": host,
+                "port": port,
+                "data_dir": data_dir,
+                "advertised_host": advertised_host,
+                "advertised_port": advertised_port,
+                "fsync_policy": fsync_policy,
+                "auto_create_topics": auto_create_topics,
+                "num_partitions": num_partitions,
+            },
+        )
+    except (OSError, ValueError) as exc:
+        raise fail(f"bad broker configuration: {exc}") from None
+    try:
+        asyncio.run(_serve(settings))
+    except OSError as exc:
+        raise fail(f"cannot start the broker: {exc}. Is the port already in use?") from None
+
+
+async def _serve(settings: object) -> None:
+    server = Broker(settings)  # type: ignore[arg-type]
+    await server.start()
+    host, port = server.advertised
+    typer.echo(
+        f"headwater broker ready on {host}:{port} (data in {server.config.data_dir})", err=True
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
+        typer.echo("headwater broker stopped", err=True)

@@ -117,9 +117,10 @@ def test_unknown_partition(bootstrap: str) -> None:
 
 
 def test_oversized_batch_is_message_too_large(bootstrap: str) -> None:
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-        [NewTopic("small", 1, 1, config={"max.message.bytes": "2000"})]
-    )["small"].result(30)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("small", 1, 1, config={"max.message.bytes": "2000"})])[
+        "small"
+    ].result(30)
     producer = Producer({"bootstrap.servers": bootstrap, "retries": 0})
     errors: list[KafkaError] = []
     producer.produce("small", value=b"x" * 10_000, on_delivery=lambda err, msg: errors.append(err))

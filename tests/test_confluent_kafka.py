@@ -19,7 +19,8 @@ def _admin(bootstrap: str) -> AdminClient:
 
 
 def _create(bootstrap: str, name: str, partitions: int = 1, **configs: str) -> None:
-    futures = _admin(bootstrap).create_topics(
+    admin = _admin(bootstrap)  # keep the client alive until the future resolves
+    futures = admin.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1, config=configs)]
     )
     futures[name].result(30)
@@ -29,14 +30,14 @@ def _produce(
     bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], **config: object
 ) -> list[tuple[int, int]]:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, **config})
-    delivered: list[tuple[int, int]] = []
+    delivered: list[tuple[bytes | None, int, int]] = []
     errors: list[KafkaError] = []
 
     def report(err: KafkaError | None, msg: object) -> None:
         if err is not None:
             errors.append(err)
         else:
-            delivered.append((msg.partition(), msg.offset()))  # type: ignore[attr-defined]
+            delivered.append((msg.key(), msg.partition(), msg.offset()))  # type: ignore[attr-defined]
 
     for key, value in records:
         producer.produce(topic, key=key, value=value, on_delivery=report)
@@ -94,7 +95,8 @@ def test_keyed_ordering_over_partitions(bootstrap: str) -> None:
     records = [(f"key-{i % 17}".encode(), f"{i}".encode()) for i in range(6000)]
     delivered = _produce(bootstrap, topic, records)
     partitions_of_key: dict[bytes, set[int]] = {}
-    for (key, _), (partition, _) in zip(records, delivered, strict=True):
+    assert len(delivered) == len(records)
+    for key, partition, _ in delivered:
         partitions_of_key.setdefault(key, set()).add(partition)
     assert all(len(p) == 1 for p in partitions_of_key.values())
     got = _consume(bootstrap, topic, len(records))

@@ -7,9 +7,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 
-@pytest.mark.parametrize("compression", [None, "gzip", "snappy", "lz4", "zstd"])
+# kafka-python needs extra codec packages for snappy/lz4/zstd; confluent-kafka and kcat cover
+# every codec, so this client is checked with the ones it supports out of the box.
+@pytest.mark.parametrize("compression", [None, "gzip"])
 def test_produce_and_consume(bootstrap: str, compression: str | None) -> None:
-    pytest.importorskip("cramjam")
     topic = f"kp-{compression}"
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, compression_type=compression, acks="all", linger_ms=5

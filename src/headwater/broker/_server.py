@@ -154,6 +154,9 @@ class Broker:
             await self._read_requests(reader, responses, client_host)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # Broker shutdown: end quietly (the streams callback inspects this task's result).
+            pass
         except ProtocolError as exc:
             log.warning("closing connection peer=%s reason=%s", client_host, exc)
         finally:
@@ -198,9 +201,11 @@ class Broker:
                     data = await request
                 except ProtocolError as exc:
                     log.warning("closing connection reason=%s", exc)
+                    writer.transport.abort()
                     return
                 except Exception:
                     log.exception("handler failed; closing the connection")
+                    writer.transport.abort()
                     return
                 if data is not None:
                     writer.write(data)
@@ -232,7 +237,13 @@ class Broker:
                 f"unsupported version api_key={api_key} ({handler.name}) v{version}; "
                 f"supported {handler.min_version}..{handler.max_version}"
             )
-        header, body = decode_request(frame)
+        try:
+            header, body = decode_request(frame)
+        except ProtocolError:
+            log.warning(
+                "undecodable frame api_key=%d v%d hex=%s", api_key, version, frame[:200].hex()
+            )
+            raise
         action = self.faults.pop(api_key, None) if self.config.fault_hooks else None
         if action == "close":
             raise ProtocolError(f"fault hook closed the connection on api_key={api_key}")

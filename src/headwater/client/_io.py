@@ -118,6 +118,12 @@ def consume(
         consumer.close()
 
 
+def _headers(msg: Message) -> list[tuple[str, bytes | None]]:
+    raw = msg.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return [(k, v.encode() if isinstance(v, str) else v) for k, v in pairs]
+
+
 def _poll(
     consumer: Consumer, max_records: int | None, idle_timeout_s: float | None
 ) -> Iterator[ConsumedRecord]:
@@ -144,7 +150,7 @@ def _poll(
                 timestamp_ms=ts,
                 key=msg.key(),
                 value=msg.value(),
-                headers=list(msg.headers() or []),
+                headers=_headers(msg),
             )
             count += 1
             if max_records is not None and count >= max_records:

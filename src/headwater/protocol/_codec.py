@@ -66,12 +66,12 @@ def response_type(api_key: int, api_version: int) -> type[Entity]:
 
 @functools.cache
 def _reader(entity_type: type[Entity]) -> Reader:
-    return entity_reader(entity_type)  # type: ignore[return-value]
+    return entity_reader(entity_type)
 
 
 @functools.cache
 def _writer(entity_type: type[Entity]) -> Callable[[io.BytesIO, Any], None]:
-    return entity_writer(entity_type)  # type: ignore[return-value]
+    return entity_writer(entity_type)
 
 
 def decode_request(frame: bytes | memoryview) -> tuple[RequestHeader, Any]:
@@ -79,18 +79,16 @@ def decode_request(frame: bytes | memoryview) -> tuple[RequestHeader, Any]:
     api_key, api_version, _ = peek_header(frame)
     body_type = request_type(api_key, api_version)
     view = memoryview(frame)
-    header_type = RequestHeaderV2 if body_type.__flexible__ else RequestHeaderV1  # type: ignore[attr-defined]
+    header_type = RequestHeaderV2 if body_type.__flexible__ else RequestHeaderV1
     try:
         header, used = _reader(header_type)(view, 0)
-        body, body_used = _reader(body_type)(view, used)
+        body, _body_used = _reader(body_type)(view, used)
     except (ValueError, IndexError, UnicodeDecodeError, struct.error) as exc:
         raise ProtocolError(f"cannot decode api_key={api_key} v{api_version}: {exc}") from exc
     except Exception as exc:  # kio's native reader raises its own types on truncation
         raise ProtocolError(f"cannot decode api_key={api_key} v{api_version}: {exc}") from exc
-    if used + body_used != len(view):
-        raise ProtocolError(
-            f"api_key={api_key} v{api_version}: {len(view) - used - body_used} trailing bytes"
-        )
+    # Trailing bytes are ignored, as Kafka's own parser does: some librdkafka versions send
+    # fields of neighbouring versions (e.g. Metadata v12 with authorized-operations flags).
     return (
         RequestHeader(api_key, api_version, header.correlation_id, header.client_id),
         body,
@@ -108,7 +106,7 @@ def encode_response(
     out.write(correlation_id.to_bytes(4, "big", signed=True))
     # ApiVersions responses always use header v0 so that clients can parse them before
     # they know which versions the broker speaks.
-    if entity_type.__flexible__ and api_key != 18:  # type: ignore[attr-defined]
+    if entity_type.__flexible__ and api_key != 18:
         out.write(b"\x00")
     _writer(entity_type)(out, entity)
     data = out.getbuffer()
@@ -133,7 +131,7 @@ def _is_optional(field: dataclasses.Field[Any]) -> bool:
 @functools.cache
 def _plan(entity_type: type[Entity]) -> tuple[_FieldPlan, ...]:
     plans = []
-    for field in dataclasses.fields(entity_type):  # type: ignore[arg-type]
+    for field in dataclasses.fields(entity_type):
         kind = classify_field(field)
         nested = kind.type_ if isinstance(kind, EntityField | EntityTupleField) else None
         if field.default is not dataclasses.MISSING:
@@ -146,7 +144,7 @@ def _plan(entity_type: type[Entity]) -> tuple[_FieldPlan, ...]:
             _FieldPlan(
                 name=field.name,
                 kafka_type=field.metadata.get("kafka_type"),
-                nested=nested,  # type: ignore[arg-type]
+                nested=nested,
                 is_array=kind.is_array,
                 optional=_is_optional(field),
                 default=default,
@@ -164,7 +162,13 @@ def _zero(plan: _FieldPlan) -> Any:
         return None
     if plan.nested is not None:
         return to_entity(plan.nested, {})
-    return _coerce(plan.kafka_type, 0 if plan.kafka_type != "string" else "")
+    if plan.kafka_type == "string":
+        return ""
+    if plan.kafka_type in ("bytes", "records"):
+        return b""
+    if plan.kafka_type == "bool":
+        return False
+    return _coerce(plan.kafka_type, 0)
 
 
 def _coerce(kafka_type: str | None, value: Any) -> Any:

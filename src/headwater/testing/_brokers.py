@@ -73,7 +73,8 @@ class BrokerProcess:
                     ready.set()
             ready.set()
 
-        threading.Thread(target=pump, daemon=True).start()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
         if not ready.wait(_START_TIMEOUT_S) or self.process.poll() is not None:
             raise RuntimeError("broker process did not start:\n" + "".join(self.log[-20:]))
         return self
@@ -83,7 +84,7 @@ class BrokerProcess:
         if self.process is not None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(30)
-            self.process = None
+            self._reap()
 
     def stop(self) -> None:
         if self.process is not None:
@@ -93,7 +94,14 @@ class BrokerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(30)
-            self.process = None
+            self._reap()
+
+    def _reap(self) -> None:
+        assert self.process is not None
+        self._pump.join(30)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        self.process = None
 
     def __enter__(self) -> BrokerProcess:
         return self.start()

@@ -153,7 +153,7 @@ class Broker:
         try:
             await self._read_requests(reader, responses, client_host)
         except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            log.debug("connection closed by peer=%s", client_host)
         except asyncio.CancelledError:
             # Broker shutdown: end quietly (the streams callback inspects this task's result).
             pass

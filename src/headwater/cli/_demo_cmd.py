@@ -65,9 +65,9 @@ def demo(
         started = time.perf_counter()
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("producing", total=len(batch))
-            for i in range(0, len(batch), 1000):
-                produce_all(bootstrap, TOPIC, batch[i : i + 1000])
-                progress.update(task, advance=len(batch[i : i + 1000]))
+            produce_all(
+                bootstrap, TOPIC, batch, on_progress=lambda n: progress.update(task, completed=n)
+            )
         produce_s = time.perf_counter() - started
         group = f"demo-{int(time.time())}"
         started = time.perf_counter()
@@ -86,6 +86,7 @@ def demo(
                 out_of_order += 1
             last_seq[key] = seq
         consume_s = time.perf_counter() - started
+        del admin  # close the admin client before the broker stops
     table = Table(title="headwater demo")
     table.add_column("measure")
     table.add_column("value", justify="right")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +43,13 @@ def produce_all(
     profile: str = "durable",
     overrides: dict[str, Any] | None = None,
     partition: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Produce every (key, value) and wait for all acknowledgements; returns the count."""
+    """Produce every (key, value) and wait for all acknowledgements; returns the count.
+
+    ``on_progress`` is called with the number of records handed to the client so far, every
+    1,000 records, so long runs can show progress.
+    """
     producer = Producer(producer_config(bootstrap, profile, overrides))
     failures: list[str] = []
     sent = 0
@@ -65,6 +70,8 @@ def produce_all(
                 producer.poll(0.05)
         sent += 1
         producer.poll(0)
+        if on_progress is not None and sent % 1000 == 0:
+            on_progress(sent)
     remaining = producer.flush(60)
     if remaining:
         raise DeliveryError(f"{remaining} records were not acknowledged within 60 s")

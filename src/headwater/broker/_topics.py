@@ -175,13 +175,20 @@ class TopicManager:
             return None
         topic = Topic(name, uuid.uuid4(), [], dict(configs), internal)
         config = self.log_config(topic)
-        for index in range(num_partitions):
-            directory = self._data_dir / f"{name}-{index}"
-            topic.partitions.append(
-                Partition(name, index, PartitionLog.open(directory, config, now_ms=now_ms))
-            )
-        self._add(topic)
-        self._save()
+        try:
+            for index in range(num_partitions):
+                directory = self._data_dir / f"{name}-{index}"
+                topic.partitions.append(
+                    Partition(name, index, PartitionLog.open(directory, config, now_ms=now_ms))
+                )
+            self._add(topic)
+            self._save()
+        except OSError as exc:
+            self.topics.pop(name, None)
+            self.by_id.pop(topic.topic_id, None)
+            for partition in topic.partitions:
+                partition.log.close()
+            raise TopicError(56, f"cannot create topic {name!r}: {exc}") from exc  # STORAGE
         log.info("created topic=%s partitions=%d", name, num_partitions)
         return topic
 

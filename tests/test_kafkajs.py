@@ -19,8 +19,13 @@ pytestmark = pytest.mark.skipif(
 
 def test_kafkajs_round_trip(bootstrap: str) -> None:
     assert NODE is not None
-    result = subprocess.run([NODE, str(JS_DIR / "roundtrip.js"), bootstrap, "js-topic", "300"],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [NODE, str(JS_DIR / "roundtrip.js"), bootstrap, "js-topic", "300"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["consumed"] == 300

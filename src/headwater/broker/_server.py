@@ -17,6 +17,7 @@ from typing import Any
 from headwater.broker import handlers as _handlers  # noqa: F401  (registers every API)
 from headwater.broker._config import BrokerConfig
 from headwater.broker._context import RequestContext
+from headwater.broker._durable_file import read_json, write_json
 from headwater.broker._group_commit import GroupCommitter
 from headwater.broker._groups_shell import GroupsShell
 from headwater.broker._offsets import OffsetStore
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 API_VERSIONS_KEY = 18
 UNSUPPORTED_VERSION = 35
+PRODUCER_ID_BLOCK = 1000
 
 
 class Broker:
@@ -46,6 +48,7 @@ class Broker:
         # "close" (drop the connection), "delay:<ms>", or "drop-response" (apply, never answer).
         self.faults: dict[int, str] = {}
         self.started_ms = 0
+        self._pid_next = self._pid_limit = 0
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -107,6 +110,10 @@ class Broker:
         while True:
             await asyncio.sleep(interval)
             self.run_retention()
+            try:
+                self.topics.snapshot_producers()
+            except OSError as exc:
+                log.error("producer state snapshot failed error=%s", exc)
 
     def run_retention(self) -> int:
         now = self.now_ms()
@@ -257,6 +264,17 @@ class Broker:
             # The request took effect but the client never hears back, so it must retry.
             raise ProtocolError(f"fault hook dropped the response to api_key={api_key}")
         return encode_response(api_key, version, correlation_id, response)
+
+    def allocate_producer_id(self) -> int:
+        """A producer id never handed out before, even across restarts (durable blocks)."""
+        if self._pid_next >= self._pid_limit:
+            path = self.config.data_dir / "__meta" / "producer-ids.json"
+            start = int((read_json(path) or {}).get("next_block", 1000))
+            write_json(path, {"next_block": start + PRODUCER_ID_BLOCK})
+            self._pid_next, self._pid_limit = start, start + PRODUCER_ID_BLOCK
+        pid = self._pid_next
+        self._pid_next += 1
+        return pid
 
     def api_versions(self) -> list[dict[str, int]]:
         return [

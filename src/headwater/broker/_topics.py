@@ -16,6 +16,7 @@ from pathlib import Path
 
 from headwater.broker import _topic_config
 from headwater.broker._durable_file import read_json, write_json
+from headwater.broker._producer_state import ProducerState
 from headwater.storage import LogConfig, PartitionLog
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ class Partition:
     index: int
     log: PartitionLog
     listeners: set[Callable[[], None]] = field(default_factory=set)
+    producers: ProducerState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.producers = ProducerState.load(self.log)
 
     def notify(self) -> None:
         for listener in list(self.listeners):
@@ -238,7 +243,16 @@ class TopicManager:
     def all_partitions(self) -> list[Partition]:
         return [p for t in self.topics.values() for p in t.partitions]
 
+    def snapshot_producers(self) -> None:
+        """Flush each log and save its producer state, so restarts read only a short tail."""
+        for partition in self.all_partitions():
+            end = partition.log.log_end_offset
+            if end != partition.producers.snapshot_offset:
+                partition.log.flush()
+                partition.producers.snapshot(end)
+
     def close(self) -> None:
         for partition in self.all_partitions():
             partition.log.flush()
+            partition.producers.snapshot(partition.log.log_end_offset)
             partition.log.close()

@@ -8,7 +8,6 @@ this broker is one node and never pretends to replicate.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 from headwater.broker._context import RequestContext
@@ -143,7 +142,6 @@ async def delete_records(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {"throttle_time": 0, "topics": out}
 
 
-_producer_ids = itertools.count(1000)
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
 
@@ -161,6 +159,6 @@ async def init_producer_id(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {
         "throttle_time": 0,
         "error_code": 0,
-        "producer_id": next(_producer_ids),
+        "producer_id": ctx.broker.allocate_producer_id(),
         "producer_epoch": 0,
     }

@@ -14,7 +14,7 @@ from typing import Any
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
 from headwater.broker.handlers.metadata import auto_create
-from headwater.protocol import CorruptBatchError, set_leader_epoch, split_batches
+from headwater.protocol import CorruptBatchError, read_header, set_leader_epoch, split_batches
 from headwater.storage import PartitionLog, StorageFullError
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ MESSAGE_TOO_LARGE = 10
 INVALID_REQUIRED_ACKS = 21
 KAFKA_STORAGE_ERROR = 56
 INVALID_RECORD = 87
+DUPLICATE_SEQUENCE_NUMBER = 46
 
 
 def _error(index: int, code: int, message: str | None = None) -> dict[str, Any]:
@@ -96,6 +97,26 @@ def _append(
                 MESSAGE_TOO_LARGE,
                 f"batch of {header.size} bytes exceeds max.message.bytes={limit}",
             )
+    verdicts = [partition.producers.check(h) for h in headers]
+    for verdict in verdicts:
+        if verdict.error_code:
+            return _error(data.index, verdict.error_code, "producer sequence or epoch rejected")
+    duplicates = [v.duplicate_of for v in verdicts if v.duplicate_of is not None]
+    if duplicates:
+        if len(headers) > 1:
+            return _error(data.index, DUPLICATE_SEQUENCE_NUMBER, "batch set mixes retries")
+        base, last = duplicates[0]
+        # A retry of a batch already written: answer with its original offsets, write nothing.
+        durable.append((partition.log, last))
+        return {
+            "index": data.index,
+            "error_code": 0,
+            "base_offset": base,
+            "log_append_time_ms": -1,
+            "log_start_offset": partition.log.log_start_offset,
+            "record_errors": [],
+            "error_message": None,
+        }
     pos = 0
     for header in headers:
         set_leader_epoch(payload, pos, 0)
@@ -108,6 +129,11 @@ def _append(
     except StorageFullError as exc:
         log.error("disk full topic=%s partition=%d error=%s", topic.name, data.index, exc)
         return _error(data.index, KAFKA_STORAGE_ERROR, f"broker disk full: {exc}")
+    pos = 0
+    for header in headers:
+        if header.producer_id >= 0:
+            partition.producers.record(read_header(payload, pos))
+        pos += header.size
     partition.notify()
     durable.append((partition.log, result.last_offset))
     return {

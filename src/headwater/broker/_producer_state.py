@@ -1,0 +1,152 @@
+"""Idempotent-producer state per partition: last sequences per producer id, duplicates, fencing.
+
+Each partition remembers, per producer id, its epoch and the sequence ranges and offsets of its
+last five batches (librdkafka and the Java client keep at most five in flight). A retried batch
+is answered with its original offsets instead of being written twice; a gap in the sequence is
+OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is fenced. The state is rebuilt on start from a
+snapshot plus the batch headers written after it, so recovery never rescans the whole log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from headwater.broker._durable_file import write_json
+from headwater.protocol import BatchHeader, iter_batches
+from headwater.storage import PartitionLog
+
+log = logging.getLogger(__name__)
+
+BATCHES_REMEMBERED = 5
+SNAPSHOT_FILE = "producer-state.json"
+_READ_CHUNK_BYTES = 4 * 1024 * 1024
+INT32_MAX = 2**31 - 1
+
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+INVALID_PRODUCER_EPOCH = 47
+DUPLICATE_SEQUENCE_NUMBER = 46
+
+
+@dataclass(slots=True)
+class _Producer:
+    epoch: int
+    # (first sequence, last sequence, base offset, last offset) of recent batches, oldest first.
+    batches: deque[tuple[int, int, int, int]] = field(
+        default_factory=lambda: deque(maxlen=BATCHES_REMEMBERED)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to do with one batch: append it, answer a duplicate, or refuse it."""
+
+    error_code: int = 0
+    duplicate_of: tuple[int, int] | None = None  # (base offset, last offset) already written
+
+
+def _last_sequence(header: BatchHeader) -> int:
+    return (header.base_sequence + header.last_offset_delta) % (INT32_MAX + 1)
+
+
+class ProducerState:
+    """Owned by the event-loop thread; one per partition log."""
+
+    def __init__(self, directory: Path) -> None:
+        self._path = directory / SNAPSHOT_FILE
+        self._producers: dict[int, _Producer] = {}
+        self.snapshot_offset = 0
+
+    @classmethod
+    def load(cls, log_: PartitionLog) -> ProducerState:
+        """Snapshot, then every batch header written after it (only the tail is read)."""
+        state = cls(log_.directory)
+        try:
+            data = json.loads(state._path.read_bytes())
+            state.snapshot_offset = int(data["offset"])
+            for pid, entry in data["producers"].items():
+                producer = _Producer(int(entry["epoch"]))
+                producer.batches.extend(tuple(b) for b in entry["batches"])
+                state._producers[int(pid)] = producer
+        except FileNotFoundError:
+            pass
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning(
+                "producer snapshot unreadable, rebuilding dir=%s error=%s", log_.directory, exc
+            )
+            state._producers.clear()
+            state.snapshot_offset = 0
+        if state.snapshot_offset > log_.log_end_offset:  # the log lost an unflushed tail
+            state._producers.clear()
+            state.snapshot_offset = 0
+        position = max(state.snapshot_offset, log_.log_start_offset)
+        while position < log_.log_end_offset:
+            chunk = log_.read(position, _READ_CHUNK_BYTES)
+            if not chunk:
+                break
+            for _, header in iter_batches(chunk):
+                if header.last_offset >= position:
+                    state.record(header)
+                position = header.last_offset + 1
+        return state
+
+    def check(self, header: BatchHeader) -> Verdict:
+        """Classify a batch before it is appended."""
+        if header.producer_id < 0:
+            return Verdict()
+        producer = self._producers.get(header.producer_id)
+        if producer is None:
+            return Verdict()
+        if header.producer_epoch < producer.epoch:
+            return Verdict(INVALID_PRODUCER_EPOCH)
+        if header.producer_epoch > producer.epoch:
+            if header.base_sequence != 0:
+                return Verdict(OUT_OF_ORDER_SEQUENCE_NUMBER)
+            return Verdict()
+        last = _last_sequence(header)
+        for first_seq, last_seq, base, last_offset in producer.batches:
+            if first_seq == header.base_sequence and last_seq == last:
+                return Verdict(duplicate_of=(base, last_offset))
+        if producer.batches:
+            expected = (producer.batches[-1][1] + 1) % (INT32_MAX + 1)
+            if header.base_sequence != expected:
+                # An older sequence that is no longer cached is a duplicate Kafka cannot place.
+                return Verdict(OUT_OF_ORDER_SEQUENCE_NUMBER)
+        return Verdict()
+
+    def record(self, header: BatchHeader) -> None:
+        """Remember a batch that was appended (header carries its assigned offsets)."""
+        if header.producer_id < 0 or header.is_control:
+            return
+        producer = self._producers.get(header.producer_id)
+        if producer is None or header.producer_epoch > producer.epoch:
+            producer = _Producer(header.producer_epoch)
+            self._producers[header.producer_id] = producer
+        producer.batches.append(
+            (header.base_sequence, _last_sequence(header), header.base_offset, header.last_offset)
+        )
+
+    def snapshot(self, offset: int) -> None:
+        """Persist the state as of ``offset`` (everything below it is reflected)."""
+        write_json(
+            self._path,
+            {
+                "offset": offset,
+                "producers": {
+                    str(pid): {"epoch": p.epoch, "batches": [list(b) for b in p.batches]}
+                    for pid, p in self._producers.items()
+                },
+            },
+        )
+        self.snapshot_offset = offset
+
+    def producers(self) -> dict[int, tuple[int, int, int]]:
+        """Producer id -> (epoch, last sequence, last offset), for DescribeProducers."""
+        return {
+            pid: (p.epoch, p.batches[-1][1], p.batches[-1][3])
+            for pid, p in self._producers.items()
+            if p.batches
+        }

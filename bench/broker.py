@@ -164,7 +164,10 @@ def produce(bootstrap: str, topic: str, records: int, acks: str) -> float:
     return records / elapsed
 
 
-def consume(bootstrap: str, topic: str, records: int) -> float:
+def consume(
+    bootstrap: str, topic: str, records: int, partition_fetch_bytes: int = 1_048_576
+) -> float:
+    """Records/s through a consumer group; the first batch starts the clock."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -174,6 +177,7 @@ def consume(bootstrap: str, topic: str, records: int) -> float:
             "session.timeout.ms": 6000,
             "queued.min.messages": 1_000_000,
             "fetch.queue.backoff.ms": 10,
+            "max.partition.fetch.bytes": partition_fetch_bytes,
         }
     )
     consumer.subscribe([topic])

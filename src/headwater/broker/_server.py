@@ -157,6 +157,7 @@ class Broker:
             self.config.inflight_requests_max
         )
         writer_task = asyncio.create_task(self._write_responses(responses, writer))
+        peer_gone = True
         try:
             await self._read_requests(reader, responses, client_host)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -166,11 +167,12 @@ class Broker:
             pass
         except ProtocolError as exc:
             log.warning("closing connection peer=%s reason=%s", client_host, exc)
+            peer_gone = False  # answer what came before the bad frame, then close
         finally:
-            with contextlib.suppress(asyncio.QueueFull):
-                responses.put_nowait(None)
-            if responses.full():
+            if peer_gone or responses.full():
                 writer_task.cancel()
+            else:
+                responses.put_nowait(None)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer_task
             writer.close()
@@ -219,7 +221,7 @@ class Broker:
                     if writer.transport.get_write_buffer_size() > 4 * 1024 * 1024:
                         await writer.drain()
         finally:
-            writer.transport.abort() if not responses.empty() else None
+            # Requests nobody will read the answer to (peer gone, or an earlier one failed).
             while not responses.empty():
                 pending = responses.get_nowait()
                 if pending is not None:

@@ -1,10 +1,15 @@
-"""Idempotent-producer state per partition: last sequences per producer id, duplicates, fencing.
+"""Producer state per partition: sequences, duplicates, fencing, and open transactions.
 
 Each partition remembers, per producer id, its epoch and the sequence ranges and offsets of its
 last five batches (librdkafka and the Java client keep at most five in flight). A retried batch
 is answered with its original offsets instead of being written twice; a gap in the sequence is
 OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is fenced. The state is rebuilt on start from a
 snapshot plus the batch headers written after it, so recovery never rescans the whole log.
+
+Transactions: the first transactional batch of a producer opens a transaction at its offset;
+a control marker closes it. The last stable offset (LSO) is the first offset of the oldest open
+transaction. Aborted transactions are remembered as (producer id, first offset, last offset) so
+read_committed fetches can tell consumers which records to drop.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from headwater.broker._durable_file import write_json
-from headwater.protocol import BatchHeader, iter_batches
+from headwater.protocol import BatchHeader, decode_batch, iter_batches
 from headwater.storage import PartitionLog
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,17 @@ class Verdict:
     duplicate_of: tuple[int, int] | None = None  # (base offset, last offset) already written
 
 
+def _marker_commits(chunk: bytes, pos: int, header: BatchHeader) -> bool | None:
+    """The type of a control batch's marker: True commit, False abort, None if not a marker."""
+    if not header.is_control:
+        return None
+    _, records = decode_batch(chunk, pos)
+    key = records[0].key if records else None
+    if key is None or len(key) < 4:
+        return None
+    return int.from_bytes(key[2:4], "big") == 1
+
+
 def _last_sequence(header: BatchHeader) -> int:
     return (header.base_sequence + header.last_offset_delta) % (INT32_MAX + 1)
 
@@ -59,6 +75,10 @@ class ProducerState:
         self._path = directory / SNAPSHOT_FILE
         self._producers: dict[int, _Producer] = {}
         self.snapshot_offset = 0
+        # producer id -> first offset of its open transaction on this partition
+        self.ongoing: dict[int, int] = {}
+        # (producer id, first offset, last offset incl. the abort marker), in offset order
+        self.aborted: list[tuple[int, int, int]] = []
 
     @classmethod
     def load(cls, log_: PartitionLog) -> ProducerState:
@@ -71,27 +91,44 @@ class ProducerState:
                 producer = _Producer(int(entry["epoch"]))
                 producer.batches.extend(tuple(b) for b in entry["batches"])
                 state._producers[int(pid)] = producer
+            state.ongoing = {int(k): int(v) for k, v in data.get("ongoing", {}).items()}
+            state.aborted = [(int(a), int(b), int(c)) for a, b, c in data.get("aborted", [])]
         except FileNotFoundError:
             pass
         except (ValueError, KeyError, TypeError) as exc:
             log.warning(
                 "producer snapshot unreadable, rebuilding dir=%s error=%s", log_.directory, exc
             )
-            state._producers.clear()
-            state.snapshot_offset = 0
+            state._reset()
         if state.snapshot_offset > log_.log_end_offset:  # the log lost an unflushed tail
-            state._producers.clear()
-            state.snapshot_offset = 0
+            state._reset()
         position = max(state.snapshot_offset, log_.log_start_offset)
         while position < log_.log_end_offset:
             chunk = log_.read(position, _READ_CHUNK_BYTES)
             if not chunk:
                 break
-            for _, header in iter_batches(chunk):
+            for pos, header in iter_batches(chunk):
                 if header.last_offset >= position:
-                    state.record(header)
+                    state.record(header, _marker_commits(chunk, pos, header))
                 position = header.last_offset + 1
         return state
+
+    def _reset(self) -> None:
+        self._producers.clear()
+        self.ongoing.clear()
+        self.aborted.clear()
+        self.snapshot_offset = 0
+
+    def last_stable_offset(self, log_end_offset: int) -> int:
+        return min(self.ongoing.values(), default=log_end_offset)
+
+    def aborted_in(self, start: int, end: int) -> list[dict[str, int]]:
+        """Aborted transactions overlapping offsets [start, end), for read_committed fetches."""
+        return [
+            {"producer_id": pid, "first_offset": first}
+            for pid, first, last in self.aborted
+            if last >= start and first < end
+        ]
 
     def check(self, header: BatchHeader) -> Verdict:
         """Classify a batch before it is appended."""
@@ -117,10 +154,20 @@ class ProducerState:
                 return Verdict(OUT_OF_ORDER_SEQUENCE_NUMBER)
         return Verdict()
 
-    def record(self, header: BatchHeader) -> None:
-        """Remember a batch that was appended (header carries its assigned offsets)."""
-        if header.producer_id < 0 or header.is_control:
+    def record(self, header: BatchHeader, commits: bool | None = None) -> None:
+        """Remember a batch that was appended (header carries its assigned offsets).
+
+        ``commits`` is the marker type of a control batch: True commit, False abort.
+        """
+        if header.producer_id < 0:
             return
+        if header.is_control:
+            first = self.ongoing.pop(header.producer_id, None)
+            if commits is False and first is not None:
+                self.aborted.append((header.producer_id, first, header.last_offset))
+            return
+        if header.is_transactional:
+            self.ongoing.setdefault(header.producer_id, header.base_offset)
         producer = self._producers.get(header.producer_id)
         if producer is None or header.producer_epoch > producer.epoch:
             producer = _Producer(header.producer_epoch)

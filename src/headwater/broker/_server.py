@@ -23,6 +23,7 @@ from headwater.broker._groups_shell import GroupsShell
 from headwater.broker._offsets import OffsetStore
 from headwater.broker._registry import HANDLERS
 from headwater.broker._topics import TopicManager
+from headwater.broker._txn_coordinator import TransactionCoordinator
 from headwater.protocol import ProtocolError
 from headwater.protocol._codec import decode_request, encode_response, peek_header
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 API_VERSIONS_KEY = 18
 UNSUPPORTED_VERSION = 35
 PRODUCER_ID_BLOCK = 1000
+TXN_CHECK_INTERVAL_S = 1.0
 
 
 class Broker:
@@ -71,10 +73,13 @@ class Broker:
         self.topics = TopicManager(self.config.data_dir, self.config.topic_defaults, now)
         self.offsets = OffsetStore(self.config.data_dir, now)
         self.groups = GroupsShell(self)
+        self._tasks.add(asyncio.create_task(self.committer.run()))
+        self.transactions = TransactionCoordinator(self)
+        await self.transactions.recover()
         self._server = await asyncio.start_server(
             self._serve_connection, self.config.host, self.config.port, limit=1 << 20
         )
-        for coro in (self.committer.run(), self.groups.run(), self._maintenance()):
+        for coro in (self.groups.run(), self._maintenance(), self._expire_transactions()):
             task = asyncio.create_task(coro)
             self._tasks.add(task)
         log.info(
@@ -97,6 +102,7 @@ class Broker:
             await self._server.wait_closed()
             self.topics.close()
             self.offsets.close()
+            self.transactions.close()
             self._server = None
 
     async def serve_forever(self) -> None:
@@ -114,6 +120,15 @@ class Broker:
                 self.topics.snapshot_producers()
             except OSError as exc:
                 log.error("producer state snapshot failed error=%s", exc)
+
+    async def _expire_transactions(self) -> None:
+        """Abort transactions that outlived transaction.timeout.ms (checked every second)."""
+        while True:
+            await asyncio.sleep(TXN_CHECK_INTERVAL_S)
+            try:
+                await self.transactions.expire()
+            except OSError as exc:
+                log.error("transaction expiry failed error=%s", exc)
 
     def run_retention(self) -> int:
         now = self.now_ms()

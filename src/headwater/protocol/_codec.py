@@ -200,6 +200,8 @@ def to_entity(entity_type: type[Entity], data: Mapping[str, Any]) -> Entity:
         value = data.get(plan.name, dataclasses.MISSING)
         if value is dataclasses.MISSING:
             kwargs[plan.name] = _zero(plan)
+        elif value is None and plan.is_array:
+            kwargs[plan.name] = None  # a nullable array answered as null
         elif plan.nested is not None:
             if plan.is_array:
                 kwargs[plan.name] = tuple(

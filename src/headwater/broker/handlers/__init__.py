@@ -9,6 +9,17 @@ from headwater.broker.handlers import (
     metadata,
     offsets,
     produce,
+    transactions,
 )
 
-__all__ = ["admin", "api_versions", "configs", "fetch", "groups", "metadata", "offsets", "produce"]
+__all__ = [
+    "admin",
+    "api_versions",
+    "configs",
+    "fetch",
+    "groups",
+    "metadata",
+    "offsets",
+    "produce",
+    "transactions",
+]

@@ -1,5 +1,5 @@
 """Topic administration: CreateTopics v2-7, DeleteTopics v1-6, CreatePartitions v0-3,
-DeleteRecords v0-2, and InitProducerId v0-4 for non-transactional producers.
+and DeleteRecords v0-2.
 
 CreateTopics v5 returns the resulting configs and partition counts, v7 topic ids; DeleteTopics
 v6 accepts topic ids. Replication factors other than 1 (or -1, the default) are refused:
@@ -140,25 +140,3 @@ async def delete_records(ctx: RequestContext, request: Any) -> dict[str, Any]:
             entries.append(entry)
         out.append({"name": want_topic.name, "partitions": entries})
     return {"throttle_time": 0, "topics": out}
-
-
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
-UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
-
-
-@handles(22, "InitProducerId", 0, 4)
-async def init_producer_id(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    """Hands out producer ids for idempotent producers; transactions are not supported yet."""
-    if request.transactional_id is not None:
-        return {
-            "throttle_time": 0,
-            "error_code": INVALID_REQUEST,
-            "producer_id": -1,
-            "producer_epoch": -1,
-        }
-    return {
-        "throttle_time": 0,
-        "error_code": 0,
-        "producer_id": ctx.broker.allocate_producer_id(),
-        "producer_epoch": 0,
-    }

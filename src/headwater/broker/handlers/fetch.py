@@ -26,13 +26,14 @@ LATEST = -1
 
 def _partition_entry(index: int, error: int, partition: Partition | None) -> dict[str, Any]:
     hw = partition.log.log_end_offset if partition else -1
+    lso = partition.producers.last_stable_offset(hw) if partition else -1
     return {
         "partition_index": index,
         "error_code": error,
         "high_watermark": hw,
-        "last_stable_offset": hw,
+        "last_stable_offset": lso,
         "log_start_offset": partition.log.log_start_offset if partition else -1,
-        "aborted_transactions": [],
+        "aborted_transactions": None,
         "preferred_read_replica": -1,
         "records": b"",
     }
@@ -43,6 +44,7 @@ def _collect(
 ) -> tuple[list[dict[str, Any]], int, list[Partition]]:
     """One pass over the requested partitions: (response topics, bytes, partitions read)."""
     topics = ctx.broker.topics
+    read_committed = getattr(request, "isolation_level", 0) == 1
     total = 0
     watched: list[Partition] = []
     out = []
@@ -57,14 +59,23 @@ def _collect(
             entry = _partition_entry(want.partition, 0, partition)
             budget = min(want.partition_max_bytes, max_bytes - total)
             if budget > 0 or total == 0:
+                # read_committed consumers see nothing at or past the last stable offset.
+                limit = entry["last_stable_offset"] if read_committed else None
                 try:
                     data = partition.log.read(
-                        want.fetch_offset, max(budget, 0), min_one=(total == 0)
+                        want.fetch_offset,
+                        max(budget, 0),
+                        min_one=(total == 0),
+                        max_offset=limit,
                     )
                 except OffsetOutOfRangeError:
                     entry["error_code"] = OFFSET_OUT_OF_RANGE
                     data = b""
                 entry["records"] = data
+                if read_committed and data:
+                    entry["aborted_transactions"] = partition.producers.aborted_in(
+                        want.fetch_offset, entry["last_stable_offset"]
+                    )
                 total += len(data)
             entries.append(entry)
         out.append({"topic": fetch_topic.topic, "partitions": entries})
@@ -115,7 +126,10 @@ async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
             if partition is None:
                 entry["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
             elif want.timestamp == LATEST:
-                entry["offset"] = partition.log.log_end_offset
+                end = partition.log.log_end_offset
+                if getattr(request, "isolation_level", 0) == 1:
+                    end = partition.producers.last_stable_offset(end)
+                entry["offset"] = end
             elif want.timestamp == EARLIEST:
                 entry["offset"] = partition.log.log_start_offset
             else:

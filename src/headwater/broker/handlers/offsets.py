@@ -64,8 +64,15 @@ async def offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {"throttle_time": 0, "topics": out}
 
 
-def _fetch_group(ctx: RequestContext, group_id: str, topics: Any) -> list[dict[str, Any]]:
+UNSTABLE_OFFSET_COMMIT = 88
+
+
+def _fetch_group(
+    ctx: RequestContext, group_id: str, topics: Any, require_stable: bool
+) -> list[dict[str, Any]]:
     committed = ctx.broker.offsets.fetch(group_id)
+    # KIP-447: offsets waiting in an open transaction are not answered to careful consumers.
+    unstable = ctx.broker.transactions.pending_for(group_id) if require_stable else set()
     wanted: dict[str, list[int]] = {}
     if topics is None:
         for name, index in committed:
@@ -84,7 +91,7 @@ def _fetch_group(ctx: RequestContext, group_id: str, topics: Any) -> list[dict[s
                     "committed_offset": found.offset if found else -1,
                     "committed_leader_epoch": found.leader_epoch if found else -1,
                     "metadata": found.metadata if found else "",
-                    "error_code": 0,
+                    "error_code": UNSTABLE_OFFSET_COMMIT if (name, index) in unstable else 0,
                 }
             )
         out.append({"name": name, "partitions": entries})
@@ -99,7 +106,7 @@ async def offset_fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
             "groups": [
                 {
                     "group_id": g.group_id,
-                    "topics": _fetch_group(ctx, g.group_id, g.topics),
+                    "topics": _fetch_group(ctx, g.group_id, g.topics, request.require_stable),
                     "error_code": 0,
                 }
                 for g in request.groups
@@ -108,7 +115,9 @@ async def offset_fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {
         "throttle_time": 0,
         "error_code": 0,
-        "topics": _fetch_group(ctx, request.group_id, request.topics),
+        "topics": _fetch_group(
+            ctx, request.group_id, request.topics, getattr(request, "require_stable", False)
+        ),
     }
 
 

@@ -14,7 +14,13 @@ from typing import Any
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
 from headwater.broker.handlers.metadata import auto_create
-from headwater.protocol import CorruptBatchError, read_header, set_leader_epoch, split_batches
+from headwater.protocol import (
+    BatchHeader,
+    CorruptBatchError,
+    read_header,
+    set_leader_epoch,
+    split_batches,
+)
 from headwater.storage import PartitionLog, StorageFullError
 
 log = logging.getLogger(__name__)
@@ -64,7 +70,7 @@ async def produce(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
                     )
                 )
                 continue
-            partitions.append(_append(ctx, topic, data, durable))
+            partitions.append(_append(ctx, topic, data, durable, request.transactional_id))
         results.append({"name": topic_data.name, "partition_responses": partitions})
     if acks == 0:
         return None
@@ -74,8 +80,39 @@ async def produce(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
     return {"responses": results, "throttle_time": 0}
 
 
+def _refusal(
+    ctx: RequestContext,
+    topic: str,
+    index: int,
+    headers: list[BatchHeader],
+    limit: int,
+    transactional_id: str | None,
+) -> dict[str, Any] | None:
+    """Size and transaction checks every batch must pass before anything is written."""
+    for header in headers:
+        if header.size > limit:
+            return _error(
+                index,
+                MESSAGE_TOO_LARGE,
+                f"batch of {header.size} bytes exceeds max.message.bytes={limit}",
+            )
+        if header.is_transactional:
+            # KIP-890: the partition must be part of this producer's open transaction, so a
+            # delayed produce of an ended transaction cannot slip into the next one.
+            code = ctx.broker.transactions.verify_produce(
+                transactional_id, header.producer_id, header.producer_epoch, (topic, index)
+            )
+            if code:
+                return _error(index, code, "batch is not part of an open transaction")
+    return None
+
+
 def _append(
-    ctx: RequestContext, topic: Any, data: Any, durable: list[tuple[PartitionLog, int]]
+    ctx: RequestContext,
+    topic: Any,
+    data: Any,
+    durable: list[tuple[PartitionLog, int]],
+    transactional_id: str | None,
 ) -> dict[str, Any]:
     broker = ctx.broker
     partition = topic.partitions[data.index]
@@ -90,13 +127,9 @@ def _append(
     except CorruptBatchError as exc:
         log.warning("corrupt batch topic=%s partition=%d reason=%s", topic.name, data.index, exc)
         return _error(data.index, CORRUPT_MESSAGE, str(exc))
-    for header in headers:
-        if header.size > limit:
-            return _error(
-                data.index,
-                MESSAGE_TOO_LARGE,
-                f"batch of {header.size} bytes exceeds max.message.bytes={limit}",
-            )
+    refusal = _refusal(ctx, topic.name, data.index, headers, limit, transactional_id)
+    if refusal is not None:
+        return refusal
     verdicts = [partition.producers.check(h) for h in headers]
     for verdict in verdicts:
         if verdict.error_code:

@@ -1,0 +1,248 @@
+"""Idempotence and transactions: InitProducerId v0-4, AddPartitionsToTxn v0-3,
+AddOffsetsToTxn v0-3, TxnOffsetCommit v0-3, EndTxn v0-3, DescribeTransactions v0,
+ListTransactions v0-1, DescribeProducers v0.
+
+InitProducerId v2 makes the timeout a duration, v3 lets a producer re-init with its current id
+and epoch, v4 is flexible. TxnOffsetCommit v3 adds group generation and member (KIP-447).
+ListTransactions v1 adds a duration filter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headwater.broker._context import RequestContext
+from headwater.broker._registry import handles
+from headwater.broker._txn_coordinator import TxnError
+from headwater.protocol._codec import millis
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+TRANSACTIONAL_ID_NOT_FOUND = 105
+
+
+@handles(22, "InitProducerId", 0, 4)
+async def init_producer_id(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "throttle_time": 0,
+        "error_code": 0,
+        "producer_id": -1,
+        "producer_epoch": -1,
+    }
+    if request.transactional_id is None:
+        out["producer_id"] = ctx.broker.allocate_producer_id()
+        out["producer_epoch"] = 0
+        return out
+    try:
+        pid, epoch = await ctx.broker.transactions.init_producer_id(
+            request.transactional_id,
+            millis(request.transaction_timeout),
+            getattr(request, "producer_id", -1),
+            getattr(request, "producer_epoch", -1),
+        )
+    except TxnError as exc:
+        out["error_code"] = exc.error_code
+        return out
+    out["producer_id"], out["producer_epoch"] = pid, epoch
+    return out
+
+
+@handles(24, "AddPartitionsToTxn", 0, 3)
+async def add_partitions_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    wanted = [(t.name, p) for t in request.v3_and_below_topics for p in t.partitions]
+    try:
+        errors = await ctx.broker.transactions.add_partitions(
+            request.v3_and_below_transactional_id,
+            request.v3_and_below_producer_id,
+            request.v3_and_below_producer_epoch,
+            wanted,
+        )
+    except TxnError as exc:
+        errors = dict.fromkeys(wanted, exc.error_code)
+    by_topic: dict[str, list[dict[str, int]]] = {}
+    for (topic, partition), code in errors.items():
+        by_topic.setdefault(topic, []).append(
+            {"partition_index": partition, "partition_error_code": code}
+        )
+    return {
+        "throttle_time": 0,
+        "results_by_topic_v3_and_below": [
+            {"name": name, "results_by_partition": parts} for name, parts in by_topic.items()
+        ],
+    }
+
+
+@handles(25, "AddOffsetsToTxn", 0, 3)
+async def add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    try:
+        await ctx.broker.transactions.add_offsets(
+            request.transactional_id,
+            request.producer_id,
+            request.producer_epoch,
+            request.group_id,
+        )
+    except TxnError as exc:
+        return {"throttle_time": 0, "error_code": exc.error_code}
+    return {"throttle_time": 0, "error_code": 0}
+
+
+@handles(28, "TxnOffsetCommit", 0, 3)
+async def txn_offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    offsets = []
+    code = 0
+    for topic in request.topics:
+        for p in topic.partitions:
+            if ctx.broker.topics.partition(topic.name, p.partition_index) is None:
+                code = code or UNKNOWN_TOPIC_OR_PARTITION
+            offsets.append(
+                (
+                    topic.name,
+                    p.partition_index,
+                    p.committed_offset,
+                    getattr(p, "committed_leader_epoch", -1),
+                    p.committed_metadata,
+                )
+            )
+    if not code:
+        try:
+            ctx.broker.transactions.txn_offset_commit(
+                request.transactional_id,
+                request.producer_id,
+                request.producer_epoch,
+                request.group_id,
+                offsets,
+            )
+        except TxnError as exc:
+            code = exc.error_code
+    return {
+        "throttle_time": 0,
+        "topics": [
+            {
+                "name": t.name,
+                "partitions": [
+                    {"partition_index": p.partition_index, "error_code": code} for p in t.partitions
+                ],
+            }
+            for t in request.topics
+        ],
+    }
+
+
+@handles(26, "EndTxn", 0, 3)
+async def end_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    try:
+        await ctx.broker.transactions.end_txn(
+            request.transactional_id,
+            request.producer_id,
+            request.producer_epoch,
+            request.committed,
+        )
+    except TxnError as exc:
+        return {"throttle_time": 0, "error_code": exc.error_code}
+    return {"throttle_time": 0, "error_code": 0}
+
+
+@handles(65, "DescribeTransactions", 0, 0)
+async def describe_transactions(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    known = ctx.broker.transactions.store.transactions
+    states = []
+    for txn_id in request.transactional_ids:
+        meta = known.get(txn_id)
+        if meta is None:
+            states.append(
+                {
+                    "error_code": TRANSACTIONAL_ID_NOT_FOUND,
+                    "transactional_id": txn_id,
+                    "transaction_state": "",
+                    "producer_id": -1,
+                    "producer_epoch": -1,
+                    "transaction_start_time": -1,
+                    "transaction_timeout": 0,
+                    "topics": [],
+                }
+            )
+            continue
+        topics: dict[str, list[int]] = {}
+        for topic, partition in sorted(meta.partitions):
+            topics.setdefault(topic, []).append(partition)
+        states.append(
+            {
+                "error_code": 0,
+                "transactional_id": txn_id,
+                "transaction_state": meta.state,
+                "transaction_timeout": meta.timeout_ms,
+                "transaction_start_time": meta.start_ms,
+                "producer_id": meta.producer_id,
+                "producer_epoch": meta.producer_epoch,
+                "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()],
+            }
+        )
+    return {"throttle_time": 0, "transaction_states": states}
+
+
+@handles(66, "ListTransactions", 0, 1)
+async def list_transactions(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    states = set(request.state_filters or ())
+    pids = set(request.producer_id_filters or ())
+    min_age = getattr(request, "duration_filter", -1)
+    now = ctx.broker.now_ms()
+    out = []
+    for meta in ctx.broker.transactions.store.transactions.values():
+        if states and meta.state not in states:
+            continue
+        if pids and meta.producer_id not in pids:
+            continue
+        if min_age >= 0 and (meta.start_ms < 0 or now - meta.start_ms < min_age):
+            continue
+        out.append(
+            {
+                "transactional_id": meta.transactional_id,
+                "producer_id": meta.producer_id,
+                "transaction_state": meta.state,
+            }
+        )
+    return {
+        "throttle_time": 0,
+        "error_code": 0,
+        "unknown_state_filters": [],
+        "transaction_states": out,
+    }
+
+
+@handles(61, "DescribeProducers", 0, 0)
+async def describe_producers(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    topics = []
+    for want in request.topics:
+        parts = []
+        for index in want.partition_indexes:
+            partition = ctx.broker.topics.partition(want.name, index)
+            if partition is None:
+                parts.append(
+                    {
+                        "partition_index": index,
+                        "error_code": UNKNOWN_TOPIC_OR_PARTITION,
+                        "error_message": f"unknown partition {want.name}-{index}",
+                        "active_producers": [],
+                    }
+                )
+                continue
+            state = partition.producers
+            parts.append(
+                {
+                    "partition_index": index,
+                    "error_code": 0,
+                    "error_message": None,
+                    "active_producers": [
+                        {
+                            "producer_id": pid,
+                            "producer_epoch": epoch,
+                            "last_sequence": seq,
+                            "last_timestamp": -1,
+                            "coordinator_epoch": 0,
+                            "current_txn_start_offset": state.ongoing.get(pid, -1),
+                        }
+                        for pid, (epoch, seq, _) in state.producers().items()
+                    ],
+                }
+            )
+        topics.append({"name": want.name, "partitions": parts})
+    return {"throttle_time": 0, "topics": topics}

@@ -119,6 +119,11 @@ class ProducerState:
         self.aborted.clear()
         self.snapshot_offset = 0
 
+    def forget_before(self, log_start_offset: int) -> None:
+        """Drop aborted-transaction entries that retention has already deleted."""
+        if self.aborted and self.aborted[0][2] < log_start_offset:
+            self.aborted = [a for a in self.aborted if a[2] >= log_start_offset]
+
     def last_stable_offset(self, log_end_offset: int) -> int:
         return min(self.ongoing.values(), default=log_end_offset)
 

@@ -247,6 +247,7 @@ class TopicManager:
         """Flush each log and save its producer state, so restarts read only a short tail."""
         for partition in self.all_partitions():
             end = partition.log.log_end_offset
+            partition.producers.forget_before(partition.log.log_start_offset)
             if end != partition.producers.snapshot_offset:
                 partition.log.flush()
                 partition.producers.snapshot(end)

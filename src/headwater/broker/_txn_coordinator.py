@@ -31,6 +31,7 @@ from headwater.protocol import NewRecord, build_batch, read_header, split_batche
 
 if TYPE_CHECKING:
     from headwater.broker._server import Broker
+    from headwater.broker._topics import Partition
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,60 @@ class TransactionCoordinator:
 
     # -- recovery and timeouts -----------------------------------------------------------
     async def recover(self) -> None:
-        """Finish transactions a crash interrupted between prepare and complete."""
+        """Finish transactions a crash interrupted between prepare and complete, and abort
+        partition-level transactions the coordinator does not know as open (their
+        AddPartitionsToTxn never became durable), so no last stable offset stays stuck."""
         for meta in list(self.store.transactions.values()):
             if meta.state in (PREPARE_COMMIT, PREPARE_ABORT):
                 async with self._lock(meta.transactional_id):
                     await self._complete(meta)
+        open_here = {
+            (meta.producer_id, tp)
+            for meta in self.store.transactions.values()
+            if meta.state == ONGOING
+            for tp in meta.partitions
+        }
+        now = self._broker.now_ms()
+        for partition in self._broker.topics.all_partitions():
+            tp = (partition.topic, partition.index)
+            for pid in list(partition.producers.ongoing):
+                if (pid, tp) not in open_here:
+                    log.warning(
+                        "aborting orphan transaction producer_id=%d topic=%s partition=%d",
+                        pid,
+                        tp[0],
+                        tp[1],
+                    )
+                    epoch = partition.producers.producers().get(pid, (0, 0, 0))[0]
+                    self._write_marker(partition, pid, epoch, committed=False, now_ms=now)
+
+    def _write_marker(
+        self,
+        partition: Partition,
+        producer_id: int,
+        producer_epoch: int,
+        *,
+        committed: bool,
+        now_ms: int,
+    ) -> int:
+        """Append a commit or abort marker; returns its offset."""
+        marker = build_batch(
+            [
+                NewRecord(
+                    struct.pack(">hh", 0, _COMMIT if committed else _ABORT),
+                    struct.pack(">hi", 0, 0),
+                    now_ms,
+                )
+            ],
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+            transactional=True,
+            control=True,
+        )
+        result = partition.log.append(marker, split_batches(marker), now_ms=now_ms)
+        partition.producers.record(read_header(marker, 0), committed)
+        partition.notify()
+        return result.last_offset
 
     async def expire(self) -> int:
         """Abort transactions open longer than their timeout, fencing their producers."""
@@ -164,7 +214,9 @@ class TransactionCoordinator:
             if new or meta.state != ONGOING:
                 self._begin(meta)
                 meta.partitions |= new
-                await self._persist(meta)
+                # Written, not fsynced: the Prepare record's fsync covers it, and a crash
+                # before that leaves partition-level transactions that recovery aborts.
+                self.store.write(meta, self._broker.now_ms())
             return dict.fromkeys(partitions, 0)
 
     def _begin(self, meta: TxnMeta) -> None:
@@ -182,7 +234,7 @@ class TransactionCoordinator:
             meta = self._checked(txn_id, producer_id, producer_epoch)
             self._begin(meta)
             meta.groups.add(group_id)
-            await self._persist(meta)
+            self.store.write(meta, self._broker.now_ms())
 
     def txn_offset_commit(
         self,
@@ -230,9 +282,11 @@ class TransactionCoordinator:
                 raise TxnError(INVALID_TXN_STATE, f"cannot end a transaction in {meta.state}")
             meta.state = PREPARE_COMMIT if committed else PREPARE_ABORT
             await self._persist(meta)
-            await self._complete(meta)
+            # The durable Prepare record is the decision; the markers, offsets and Complete
+            # record need no fsync of their own because recovery redoes them from it.
+            await self._complete(meta, wait_durable=False)
 
-    async def _complete(self, meta: TxnMeta) -> None:
+    async def _complete(self, meta: TxnMeta, *, wait_durable: bool = True) -> None:
         committed = meta.state == PREPARE_COMMIT
         broker = self._broker
         now = broker.now_ms()
@@ -264,12 +318,19 @@ class TransactionCoordinator:
                 if table:
                     last = broker.offsets.commit(group_id, table, now)
                     waits.append(broker.committer.wait_durable(broker.offsets.log, last))
-        await asyncio.gather(*waits)
+        if wait_durable:
+            await asyncio.gather(*waits)
+        else:
+            for wait in waits:
+                wait.close()
         meta.state = COMPLETE_COMMIT if committed else COMPLETE_ABORT
         meta.partitions.clear()
         meta.groups.clear()
         meta.pending_offsets.clear()
-        await self._persist(meta)
+        if wait_durable:
+            await self._persist(meta)
+        else:
+            self.store.write(meta, broker.now_ms())
 
     def verify_produce(
         self, txn_id: str | None, producer_id: int, producer_epoch: int, tp: tuple[str, int]

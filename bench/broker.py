@@ -164,6 +164,50 @@ def produce(bootstrap: str, topic: str, records: int, acks: str) -> float:
     return records / elapsed
 
 
+def produce_transactional(bootstrap: str, topic: str, records: int, per_txn: int) -> float:
+    """Records/s with confluent-kafka's transactional producer, ``per_txn`` records each."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "transactional.id": f"bench-{uuid.uuid4()}",
+            "queue.buffering.max.messages": 2_000_000,
+            "log_level": 0,
+        }
+    )
+    producer.init_transactions(30)
+    payload = os.urandom(RECORD_BYTES // 2).hex().encode()
+    started = time.perf_counter()
+    for _ in range(records // per_txn):
+        producer.begin_transaction()
+        for _ in range(per_txn):
+            producer.produce(topic, payload)
+        producer.commit_transaction(60)
+    return (records // per_txn) * per_txn / (time.perf_counter() - started)
+
+
+def idempotent_baseline(bootstrap: str, topic: str, records: int) -> float:
+    """The same client settings as the transactional run, without transactions."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "enable.idempotence": True,
+            "queue.buffering.max.messages": 2_000_000,
+        }
+    )
+    payload = os.urandom(RECORD_BYTES // 2).hex().encode()
+    started = time.perf_counter()
+    for i in range(records):
+        producer.produce(topic, payload)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    producer.flush(300)
+    return records / (time.perf_counter() - started)
+
+
 def consume(
     bootstrap: str, topic: str, records: int, partition_fetch_bytes: int = 1_048_576
 ) -> float:
@@ -272,6 +316,25 @@ def run_all(name: str, records: int, latency_s: float, work: Path) -> dict[str, 
         print(
             f"  consume (10 MB)   {results['consume 10MB fetch (rec/s)']:>12,.0f} rec/s", flush=True
         )
+        txn_records = min(records, 200_000)
+        create_topic(b, "bench-idem", 1)
+        create_topic(b, "bench-txn", 1)
+        results["idempotent acks=all (rec/s)"] = idempotent_baseline(b, "bench-idem", txn_records)
+        print(
+            f"  idempotent        {results['idempotent acks=all (rec/s)']:>12,.0f} rec/s",
+            flush=True,
+        )
+        try:
+            txn = produce_transactional(b, "bench-txn", txn_records, 1000)
+            print(
+                f"  transactional     {txn:>12,.0f} rec/s (1,000 records per transaction, "
+                f"{txn / results['idempotent acks=all (rec/s)']:.2f} of idempotent)",
+                flush=True,
+            )
+        except Exception as exc:
+            txn = float("nan")
+            print(f"  transactional     not supported by {name}: {exc}", flush=True)
+        results["transactional 1000/txn (rec/s)"] = txn
         p50, p99 = latency(b, "bench-latency", 5000, latency_s)
         results["e2e p50 @5k/s (ms)"] = p50
         results["e2e p99 @5k/s (ms)"] = p99

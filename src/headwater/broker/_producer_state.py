@@ -191,6 +191,8 @@ class ProducerState:
                     str(pid): {"epoch": p.epoch, "batches": [list(b) for b in p.batches]}
                     for pid, p in self._producers.items()
                 },
+                "ongoing": {str(k): v for k, v in self.ongoing.items()},
+                "aborted": [list(a) for a in self.aborted],
             },
         )
         self.snapshot_offset = offset

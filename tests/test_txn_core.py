@@ -16,9 +16,15 @@ from headwater.testing import embedded_broker
 
 
 def _read(bootstrap: str, topic: str, isolation: str = "read_committed") -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": str(uuid.uuid4()),
-                         "auto.offset.reset": "earliest", "isolation.level": isolation,
-                         "enable.partition.eof": True})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": str(uuid.uuid4()),
+            "auto.offset.reset": "earliest",
+            "isolation.level": isolation,
+            "enable.partition.eof": True,
+        }
+    )
     consumer.subscribe([topic])
     values: list[bytes] = []
     eof: set[int] = set()
@@ -35,8 +41,9 @@ def _read(bootstrap: str, topic: str, isolation: str = "read_committed") -> list
 
 
 def _txn_producer(bootstrap: str, txn_id: str, **extra: object) -> Producer:
-    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id,
-                         "log_level": 0, **extra})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "transactional.id": txn_id, "log_level": 0, **extra}
+    )
     producer.init_transactions(30)
     return producer
 
@@ -69,9 +76,15 @@ def test_offsets_in_a_transaction_visible_only_on_commit(bootstrap: str) -> None
     for i in range(100):
         plain.produce("src", str(i).encode())
     plain.flush(30)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "ctp",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "isolation.level": "read_committed"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "ctp",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     consumer.subscribe(["src"])
     producer = _txn_producer(bootstrap, "t-ctp")
     done = 0
@@ -83,8 +96,9 @@ def test_offsets_in_a_transaction_visible_only_on_commit(bootstrap: str) -> None
         producer.begin_transaction()
         for msg in batch:
             producer.produce("dst", msg.value() + b"!")
-        producer.send_offsets_to_transaction(consumer.position(consumer.assignment()),
-                                             consumer.consumer_group_metadata())
+        producer.send_offsets_to_transaction(
+            consumer.position(consumer.assignment()), consumer.consumer_group_metadata()
+        )
         if not aborted_once:
             aborted_once = True
             producer.abort_transaction(30)
@@ -141,24 +155,53 @@ def _raw_txn(sock: object, api: int, body: dict[str, object]) -> object:
 def test_late_produce_after_end_is_rejected(bootstrap: str) -> None:
     """KIP-890: a produce delayed past its transaction's end must not join the next one."""
     with connect(bootstrap) as sock:
-        init = _raw_txn(sock, 22, {"transactional_id": "t-late", "transaction_timeout": 60000,
-                                   "producer_id": -1, "producer_epoch": -1})
+        init = _raw_txn(
+            sock,
+            22,
+            {
+                "transactional_id": "t-late",
+                "transaction_timeout": 60000,
+                "producer_id": -1,
+                "producer_epoch": -1,
+            },
+        )
         pid, epoch = init.producer_id, init.producer_epoch  # type: ignore[attr-defined]
-        ids = {"v3_and_below_transactional_id": "t-late", "v3_and_below_producer_id": pid,
-               "v3_and_below_producer_epoch": epoch,
-               "v3_and_below_topics": [{"name": "late", "partitions": [0]}]}
+        ids = {
+            "v3_and_below_transactional_id": "t-late",
+            "v3_and_below_producer_id": pid,
+            "v3_and_below_producer_epoch": epoch,
+            "v3_and_below_topics": [{"name": "late", "partitions": [0]}],
+        }
 
         def produce(seq: int, value: bytes) -> int:
-            batch = build_batch([NewRecord(None, value, 1_700_000_000_000)], producer_id=pid,
-                                producer_epoch=epoch, base_sequence=seq, transactional=True)
-            response = call(sock, 0, 9, {"transactional_id": "t-late", "acks": -1,
-                                         "timeout": 5000, "topic_data": [
-                                             {"name": "late", "partition_data": [
-                                                 {"index": 0, "records": bytes(batch)}]}]})
+            batch = build_batch(
+                [NewRecord(None, value, 1_700_000_000_000)],
+                producer_id=pid,
+                producer_epoch=epoch,
+                base_sequence=seq,
+                transactional=True,
+            )
+            response = call(
+                sock,
+                0,
+                9,
+                {
+                    "transactional_id": "t-late",
+                    "acks": -1,
+                    "timeout": 5000,
+                    "topic_data": [
+                        {"name": "late", "partition_data": [{"index": 0, "records": bytes(batch)}]}
+                    ],
+                },
+            )
             return int(response.responses[0].partition_responses[0].error_code)
 
-        end = {"transactional_id": "t-late", "producer_id": pid, "producer_epoch": epoch,
-               "committed": True}
+        end = {
+            "transactional_id": "t-late",
+            "producer_id": pid,
+            "producer_epoch": epoch,
+            "committed": True,
+        }
         call(sock, 3, 12, {"topics": [{"name": "late"}], "allow_auto_topic_creation": True})
         _raw_txn(sock, 24, ids)
         assert produce(0, b"in-first") == 0

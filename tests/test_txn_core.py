@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from rawkafka import call, connect
 
 from headwater.broker import BrokerThread
 from headwater.protocol import NewRecord, build_batch
 from headwater.testing import embedded_broker
+from rawkafka import call, connect
 
 
 def _read(bootstrap: str, topic: str, isolation: str = "read_committed") -> list[bytes]:

@@ -1,7 +1,8 @@
-"""Kafka transactions with confluent-kafka (librdkafka 2.x) over real sockets: atomic commit
-and abort over many partitions, the last stable offset, transactional offset commits,
-exactly-once consume-transform-produce, zombie fencing, timeouts, the KIP-890 late-produce
-defence, restarts and the admin APIs that show open transactions.
+"""Kafka transactions with confluent-kafka (librdkafka 2.x) and raw requests over real
+sockets: atomic commit and abort over many partitions, the last stable offset, transactional
+offset commits (and KIP-447 generation fencing), exactly-once consume-transform-produce, zombie
+fencing, timeouts, the KIP-890 late-produce defence, restarts (output and offsets stay one
+atomic unit across them) and the admin APIs that show open transactions.
 
 Every expectation is standard Apache Kafka behaviour, so the same checks pass against a
 Kafka cluster.
@@ -13,6 +14,7 @@ import struct
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
@@ -30,7 +32,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from headwater.broker import BrokerThread
 from headwater.protocol import NewRecord, build_batch
-from headwater.testing import embedded_broker
+from headwater.testing import BrokerProcess, embedded_broker
 from rawkafka import call, connect, encode_request, read_frame
 
 # A bound against hanging forever, never a speed assertion.
@@ -40,6 +42,11 @@ FENCED = {
     KafkaError._FATAL,
     KafkaError.PRODUCER_FENCED,
     KafkaError.INVALID_PRODUCER_EPOCH,
+}
+STALE_MEMBER = {
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.FENCED_INSTANCE_ID,
 }
 TRANSACTIONAL_ID_NOT_FOUND = 105
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1
@@ -309,6 +316,38 @@ def test_offsets_sent_to_a_transaction_count_only_on_commit(bootstrap: str) -> N
     assert _values(bootstrap, "offs-dst") == [str(i).encode() for i in range(40)]
 
 
+def test_offsets_from_a_stale_group_generation_are_refused(bootstrap: str) -> None:
+    """KIP-447: TxnOffsetCommit carries the consumer's generation and member id, and the
+    group refuses a generation that a rebalance has ended (the partitions may belong to
+    another member now), which makes the producer abort instead of committing."""
+    _create(bootstrap, {"gen-src": 2})
+    _plain_produce(bootstrap, "gen-src", [b"a", b"b"], partition=0)
+    _plain_produce(bootstrap, "gen-src", [b"c", b"d"], partition=1)
+    first = _group_consumer(bootstrap, "gen")
+    first.subscribe(["gen-src"])
+    _take(first, 1)  # joined, with a generation
+    stale = first.consumer_group_metadata()
+    second = _group_consumer(bootstrap, "gen")
+    second.subscribe(["gen-src"])
+    deadline = time.monotonic() + DEADLINE_S
+    while len(first.assignment()) != 1 or len(second.assignment()) != 1:
+        assert time.monotonic() < deadline, "the group never rebalanced to two members"
+        first.poll(0.1)
+        second.poll(0.1)
+    producer = _txn_producer(bootstrap, "t-stale-generation")
+    producer.begin_transaction()
+    producer.produce("gen-dst", b"derived")
+    with pytest.raises(KafkaException) as caught:
+        producer.send_offsets_to_transaction([TopicPartition("gen-src", 0, 1)], stale, 30)
+        producer.commit_transaction(30)
+    error = caught.value.args[0]
+    assert error.txn_requires_abort() or error.code() in STALE_MEMBER, error
+    producer.abort_transaction(30)
+    assert _committed(bootstrap, "gen", "gen-src", 2) == [OFFSET_INVALID, OFFSET_INVALID]
+    first.close()
+    second.close()
+
+
 def test_consume_transform_produce_is_exactly_once(bootstrap: str) -> None:
     _create(bootstrap, {"words": 3, "upper": 3})
     inputs = [f"word-{i}".encode() for i in range(300)]
@@ -385,7 +424,7 @@ def test_abandoned_transaction_is_aborted_after_its_timeout(bootstrap: str) -> N
     assert _values(bootstrap, "hang", "read_uncommitted") == [b"abandoned", b"later"]
 
 
-# -- KIP-890: a produce that arrives after its transaction ended ------------------------------
+# -- raw transactional requests; KIP-890: a produce that arrives after its transaction ended --
 
 
 class _RawTxn:
@@ -462,6 +501,50 @@ class _RawTxn:
         )
         return int(response.error_code)
 
+    def add_offsets(self, group: str) -> int:
+        response = call(
+            self.sock,
+            25,
+            3,
+            {
+                "transactional_id": self.txn_id,
+                "producer_id": self.producer_id,
+                "producer_epoch": self.producer_epoch,
+                "group_id": group,
+            },
+        )
+        return int(response.error_code)
+
+    def commit_offset(self, group: str, topic: str, offset: int) -> int:
+        """TxnOffsetCommit of partition 0 of ``topic``, as a standalone consumer would
+        (generation -1, no member id)."""
+        response = call(
+            self.sock,
+            28,
+            3,
+            {
+                "transactional_id": self.txn_id,
+                "group_id": group,
+                "producer_id": self.producer_id,
+                "producer_epoch": self.producer_epoch,
+                "generation_id": -1,
+                "member_id": "",
+                "topics": [
+                    {
+                        "name": topic,
+                        "partitions": [
+                            {
+                                "partition_index": 0,
+                                "committed_offset": offset,
+                                "committed_metadata": "",
+                            }
+                        ],
+                    }
+                ],
+            },
+        )
+        return int(response.topics[0].partitions[0].error_code)
+
 
 def test_late_produce_after_end_txn_is_rejected(bootstrap: str) -> None:
     _create(bootstrap, {"late": 1})
@@ -517,6 +600,55 @@ def test_restart_keeps_commits_and_never_commits_open_transactions(
             assert time.monotonic() < deadline, "the interrupted transaction never timed out"
             time.sleep(0.2)
         assert b"interrupted" in _values(bootstrap, "rs-timeout", "read_uncommitted")
+
+
+def _open_transaction_with_offsets(bootstrap: str) -> _RawTxn:
+    """An open transaction holding one output record and the group offset 10 of its input."""
+    _create(bootstrap, {"atom-src": 1, "atom-dst": 1})
+    _plain_produce(bootstrap, "atom-src", [str(i).encode() for i in range(10)])
+    with connect(bootstrap) as sock:
+        txn = _RawTxn(sock, "t-atomic", "atom-dst")
+        assert txn.add_partition() == 0
+        assert txn.produce(0, b"derived") == 0
+        assert txn.add_offsets("atom-group") == 0
+        assert txn.commit_offset("atom-group", "atom-src", 10) == 0  # acknowledged: pending
+    return txn
+
+
+def _commit_after_restart(bootstrap: str, txn: _RawTxn) -> None:
+    """Output and offsets are one atomic unit. Kafka keeps the coordinator state and the
+    pending offsets durable, so its EndTxn succeeds and both become visible; a broker that
+    refuses the commit instead must show neither."""
+    with connect(bootstrap) as sock:
+        txn.sock = sock
+        code = txn.end(committed=True)
+    output = _values(bootstrap, "atom-dst")
+    offsets = _committed(bootstrap, "atom-group", "atom-src")
+    if code == 0:
+        assert (output, offsets) == ([b"derived"], [10]), "committed without its offsets"
+    else:
+        assert (output, offsets) == ([], [OFFSET_INVALID]), f"EndTxn refused ({code}), half kept"
+
+
+def test_offsets_sent_before_a_restart_commit_with_their_transaction(
+    broker: BrokerThread,
+) -> None:
+    txn = _open_transaction_with_offsets(broker.bootstrap)
+    broker.stop()
+    with embedded_broker(broker.config.data_dir) as again:
+        _commit_after_restart(again.bootstrap, txn)
+
+
+def test_offsets_sent_before_kill_9_commit_with_their_transaction(tmp_path: Path) -> None:
+    process = BrokerProcess(tmp_path / "data")
+    process.start()
+    try:
+        txn = _open_transaction_with_offsets(process.bootstrap)
+        process.kill()
+        process.start()  # same port
+        _commit_after_restart(process.bootstrap, txn)
+    finally:
+        process.stop()
 
 
 # -- admin visibility -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -45,8 +46,8 @@ TXN_ID = "eos-1"
 # Bounds against hanging forever, never speed assertions.
 PROGRESS_DEADLINE_S = 60.0
 FINISH_DEADLINE_S = 120.0
-# Simulated transform work inside each transaction: with it a transaction stays open for a
-# while with its records already in the log, the window a kill should often land in.
+# Simulated work inside each transaction, half before and half after the offsets join it, so
+# kills land in both windows: records in the log but no offsets yet, and offsets pending.
 WORK_S = 0.02
 # Every client of this test. Without "metadata.recovery.strategy": "none", librdkafka
 # re-bootstraps while the broker is down, decommissions the broker it had cached as group
@@ -58,6 +59,13 @@ CLIENT = {
     "reconnect.backoff.max.ms": 500,
     "metadata.recovery.strategy": "none",
 }
+
+
+class Output(NamedTuple):
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
 
 
 class _PowerCut(Exception):
@@ -175,13 +183,14 @@ class Worker:
             value = msg.value() or b""
             producer.produce("out", key=msg.key(), value=b"T" + value)
             ends[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
-        self.stop.wait(WORK_S)
+        self.stop.wait(WORK_S / 2)
         if self.power_cut.is_set():
             self.power_cut.clear()
             raise _PowerCut
         offsets = [TopicPartition(t, p, o) for (t, p), o in ends.items()]
         self.step = "send_offsets_to_transaction"
         producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 10)
+        self.stop.wait(WORK_S / 2)
         self.step = "commit_transaction"
         producer.commit_transaction(10)
         self.commits += 1
@@ -229,9 +238,9 @@ def _all_committed(bootstrap: str) -> bool:
     return [tp.offset for tp in committed] == ends
 
 
-def _read_out(bootstrap: str, isolation: str) -> list[tuple[int, bytes, bytes]]:
-    """(partition, key, value) of every record of "out" visible under ``isolation``, up to
-    the end of each partition and at least ``RECORDS`` of them."""
+def _read_out(bootstrap: str, isolation: str) -> list[Output]:
+    """Every record of "out" visible under ``isolation``, up to the end of each partition and
+    at least ``RECORDS`` of them."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -242,7 +251,7 @@ def _read_out(bootstrap: str, isolation: str) -> list[tuple[int, bytes, bytes]]:
         }
     )
     consumer.assign([TopicPartition("out", p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
-    out: list[tuple[int, bytes, bytes]] = []
+    out: list[Output] = []
     at_end: set[int] = set()
     deadline = time.monotonic() + PROGRESS_DEADLINE_S
     while len(out) < RECORDS or len(at_end) < PARTITIONS:
@@ -256,7 +265,7 @@ def _read_out(bootstrap: str, isolation: str) -> list[tuple[int, bytes, bytes]]:
             at_end.add(partition)
             continue
         at_end.discard(partition)
-        out.append((partition, msg.key() or b"", msg.value() or b""))
+        out.append(Output(partition, msg.offset() or 0, msg.key() or b"", msg.value() or b""))
     consumer.close()
     return out
 
@@ -269,18 +278,23 @@ def _wait_for_commits(worker: Worker, commits: int) -> None:
         time.sleep(0.001)
 
 
-def _check(out: list[tuple[int, bytes, bytes]]) -> None:
+def _check(out: list[Output]) -> None:
     expected = {f"T{i}".encode() for i in range(RECORDS)}
-    values = Counter(value for _, _, value in out)
+    values = Counter(o.value for o in out)
     missing = sorted(expected - set(values))
     duplicated = sorted(v for v, n in values.items() if n > 1)
     unexpected = sorted(set(values) - expected)
     assert not missing, f"{len(missing)} inputs lost, e.g. {missing[:5]}"
-    assert not duplicated, f"{len(duplicated)} outputs duplicated, e.g. {duplicated[:5]}"
+    if duplicated:
+        where = [(o.partition, o.offset) for o in out if o.value == duplicated[0]]
+        raise AssertionError(
+            f"{len(duplicated)} outputs duplicated, e.g. {duplicated[:5]}; "
+            f"{duplicated[0]!r} is at (partition, offset) {where}"
+        )
     assert not unexpected, f"unexpected outputs, e.g. {unexpected[:5]}"
     partitions_of_key: dict[bytes, set[int]] = {}
     last: dict[bytes, int] = {}
-    for partition, key, value in out:
+    for partition, _, key, value in out:
         number = int(value[1:])
         assert number % KEYS == int(key), (key, value)
         partitions_of_key.setdefault(key, set()).add(partition)

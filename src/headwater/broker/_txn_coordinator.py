@@ -236,7 +236,7 @@ class TransactionCoordinator:
             meta.groups.add(group_id)
             self.store.write(meta, self._broker.now_ms())
 
-    def txn_offset_commit(
+    async def txn_offset_commit(
         self,
         txn_id: str,
         producer_id: int,
@@ -251,6 +251,8 @@ class TransactionCoordinator:
         for entry in offsets:
             pending[(entry[0], entry[1])] = entry
         meta.pending_offsets[group_id] = list(pending.values())
+        # Durable before answering: a restart before EndTxn must not commit output without them.
+        await self._persist(meta)
 
     def pending_for(self, group_id: str) -> set[tuple[str, int]]:
         """Partitions of ``group_id`` with offsets waiting in an open transaction."""

@@ -21,7 +21,7 @@ OFFSET_METADATA_TOO_LARGE = 12
 METADATA_BYTES_MAX = 4096
 
 
-def _membership_error(ctx: RequestContext, group_id: str, generation: int, member: str) -> int:
+def membership_error(ctx: RequestContext, group_id: str, generation: int, member: str) -> int:
     if not group_id:
         return INVALID_GROUP_ID
     if generation < 0 and not member:
@@ -37,7 +37,7 @@ def _membership_error(ctx: RequestContext, group_id: str, generation: int, membe
 @handles(8, "OffsetCommit", 2, 8)
 async def offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
-    group_error = _membership_error(
+    group_error = membership_error(
         ctx, request.group_id, request.generation_id_or_member_epoch, request.member_id
     )
     now = broker.now_ms()

@@ -14,6 +14,7 @@ from typing import Any
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
 from headwater.broker._txn_coordinator import TxnError
+from headwater.broker.handlers.offsets import membership_error
 from headwater.protocol._codec import millis
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -103,8 +104,16 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]
                 )
             )
     if not code:
+        # KIP-447: a consumer replaced by a rebalance must not commit through a transaction.
+        code = membership_error(
+            ctx,
+            request.group_id,
+            getattr(request, "generation_id", -1),
+            getattr(request, "member_id", ""),
+        )
+    if not code:
         try:
-            ctx.broker.transactions.txn_offset_commit(
+            await ctx.broker.transactions.txn_offset_commit(
                 request.transactional_id,
                 request.producer_id,
                 request.producer_epoch,

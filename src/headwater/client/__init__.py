@@ -1,28 +1,72 @@
-"""Our face over confluent-kafka: profiles with safe defaults and typed helpers.
+"""Our face over confluent-kafka: profiles with safe defaults, serializers, retries with
+backoff, dead-letter topics, lineage headers and typed helpers.
 
-This is the only package that imports confluent_kafka.
+This is the only package that imports confluent_kafka; the rest of headwater uses the names
+re-exported here, so it runs unchanged against any Kafka-compatible cluster.
 """
 
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
 from headwater.client._admin import Admin, AdminError, GroupOffsets, TopicInfo
+from headwater.client._backoff import Backoff
+from headwater.client._dlq import DeadLetterQueue, dead_letter_headers
+from headwater.client._factories import new_consumer, new_producer
 from headwater.client._io import ConsumedRecord, DeliveryError, consume, produce_all
+from headwater.client._lineage import add_lineage, lineage_headers, read_lineage
+from headwater.client._producer import Delivery, EventProducer, ProducerStats
 from headwater.client._profiles import (
     CONSUMER_DEFAULTS,
     PRODUCER_PROFILES,
     consumer_config,
     producer_config,
 )
+from headwater.client._serde import BytesSerde, JsonSerde, Serde, SerdeError, StringSerde, serde
 
 __all__ = [
     "CONSUMER_DEFAULTS",
+    "OFFSET_BEGINNING",
+    "OFFSET_END",
     "PRODUCER_PROFILES",
     "Admin",
     "AdminError",
+    "Backoff",
+    "BytesSerde",
     "ConsumedRecord",
+    "Consumer",
+    "DeadLetterQueue",
+    "Delivery",
     "DeliveryError",
+    "EventProducer",
     "GroupOffsets",
+    "JsonSerde",
+    "KafkaError",
+    "KafkaException",
+    "Message",
+    "Producer",
+    "ProducerStats",
+    "Serde",
+    "SerdeError",
+    "StringSerde",
     "TopicInfo",
+    "TopicPartition",
+    "add_lineage",
     "consume",
     "consumer_config",
+    "dead_letter_headers",
+    "lineage_headers",
+    "new_consumer",
+    "new_producer",
     "produce_all",
     "producer_config",
+    "read_lineage",
+    "serde",
 ]

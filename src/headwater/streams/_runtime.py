@@ -1,0 +1,444 @@
+"""The Kafka runtime: one consumer group member running tasks for its assigned partitions.
+
+The loop polls a batch, deserializes it, runs it through the tasks of its partitions and, every
+commit interval, makes progress durable:
+
+* at-least-once: changelog writes are flushed, then consumer offsets are committed;
+* exactly-once: outputs, changelog writes and consumer offsets are one Kafka transaction
+  (``send_offsets_to_transaction`` with the group metadata, as in exactly-once v2), so a crash
+  either loses the whole interval (it is reprocessed) or nothing.
+
+Local state files are updated only after a commit succeeded, so they are never ahead of what
+the changelog and the committed offsets say.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from headwater.client import (
+    Consumer,
+    DeadLetterQueue,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+    new_consumer,
+    new_producer,
+)
+from headwater.streams._core import Record
+from headwater.streams._graph import Graph, Node, SinkSpec
+from headwater.streams._restore import changelog_end, restore_store
+from headwater.streams._state import DurableStore
+from headwater.streams._task import Task
+
+log = logging.getLogger("headwater.streams")
+
+
+class StreamsError(RuntimeError):
+    """The app cannot go on; the message says what happened and what to do."""
+
+
+@dataclass(slots=True)
+class AppStats:
+    """Counters a running app keeps; read them from another thread for progress."""
+
+    consumed: int = 0
+    produced: int = 0
+    dead_lettered: int = 0
+    commits: int = 0
+    batches: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    first_record_at: float | None = None
+    assigned: list[int] = field(default_factory=list)
+
+    @property
+    def first_record_latency_s(self) -> float | None:
+        """Seconds from start until the first record was processed."""
+        if self.first_record_at is None:
+            return None
+        return self.first_record_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    app_id: str
+    bootstrap: str
+    exactly_once: bool
+    state_dir: Path
+    commit_interval_s: float
+    batch_size: int
+    dead_letter_topic: str
+    lineage: bool
+    transactional_id: str
+    consumer_overrides: dict[str, Any]
+    producer_overrides: dict[str, Any]
+    changelogs: dict[str, str]
+
+
+class Runner:
+    def __init__(self, graph: Graph, settings: RuntimeSettings, stop: threading.Event) -> None:
+        self.graph = graph
+        self.settings = settings
+        self.stop_event = stop
+        self.stats = AppStats()
+        self.tasks: dict[int, Task] = {}
+        self.sources = {n.source.topic: n for n in graph.sources() if n.source is not None}
+        self.positions: dict[tuple[str, int], int] = {}
+        self.in_transaction = False
+        self.delivery_errors: list[str] = []
+        self._processed_at = 0
+        self._producer = self._make_producer()
+        self._consumer = self._make_consumer()
+        self._restorer = new_consumer(
+            settings.bootstrap,
+            f"{settings.app_id}-restore",
+            {
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+            },
+        )
+        self.dead_letters = DeadLetterQueue(
+            self._producer, settings.dead_letter_topic, stage=settings.app_id
+        )
+
+    # Clients -----------------------------------------------------------------------------
+
+    def _make_producer(self) -> Producer:
+        config: dict[str, Any] = {
+            # Java clients partition by murmur2 of the key; match them so co-partitioning
+            # holds whichever client wrote the input.
+            "partitioner": "murmur2_random",
+            "delivery.report.only.error": True,
+            "error_cb": self._on_client_error,
+            "on_delivery": self._on_delivery_error,
+        }
+        if self.settings.exactly_once:
+            config["transactional.id"] = self.settings.transactional_id
+            config["transaction.timeout.ms"] = 10_000
+        config.update(self.settings.producer_overrides)
+        return new_producer(self.settings.bootstrap, "durable", config)
+
+    def _make_consumer(self) -> Consumer:
+        config: dict[str, Any] = {
+            "enable.auto.commit": False,
+            # Range assignment gives equal partition numbers of co-partitioned topics to the
+            # same member, which joins and shared tasks rely on.
+            "partition.assignment.strategy": "range",
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 100,
+            "error_cb": self._on_client_error,
+        }
+        config.update(self.settings.consumer_overrides)
+        return new_consumer(self.settings.bootstrap, self.settings.app_id, config)
+
+    def _on_client_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self.delivery_errors.append(f"fatal client error: {err.str()}")
+        else:
+            log.warning("kafka client: %s", err.str())
+
+    def _on_delivery_error(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.delivery_errors.append(f"{msg.topic()}: {err.str()}")
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    def run(self, until: Callable[[], bool] | None = None) -> AppStats:
+        if self.settings.exactly_once:
+            self._producer.init_transactions(30)
+        self._consumer.subscribe(
+            list(self.sources),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        next_commit = time.monotonic() + self.settings.commit_interval_s
+        try:
+            while not self.stop_event.is_set() and (until is None or not until()):
+                messages = self._consumer.consume(self.settings.batch_size, timeout=0.05)
+                if messages:
+                    self._process(messages)
+                self._producer.poll(0)
+                self._raise_delivery_errors()
+                if time.monotonic() >= next_commit:
+                    self.commit()
+                    next_commit = time.monotonic() + self.settings.commit_interval_s
+            self.commit()
+        finally:
+            self._shutdown()
+        return self.stats
+
+    def _shutdown(self) -> None:
+        try:
+            self._consumer.close()
+        finally:
+            if self.in_transaction:
+                self._producer.abort_transaction(10)
+                self.in_transaction = False
+            self._producer.flush(30)
+            self._restorer.close()
+            for task in self.tasks.values():
+                self._close_task(task)
+            self.tasks.clear()
+
+    # Rebalance -----------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        wanted = sorted({tp.partition for tp in partitions})
+        for partition in wanted:
+            if partition not in self.tasks:
+                self.tasks[partition] = self._open_task(partition)
+        self.stats.assigned = sorted(self.tasks)
+        log.info("assigned partitions %s", wanted)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Make everything processed so far durable before another member takes over.
+        self.commit()
+        self._drop_tasks({tp.partition for tp in partitions})
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Another member may already own these: nothing of ours may be committed for them.
+        if self.in_transaction:
+            self._producer.abort_transaction(10)
+            self.in_transaction = False
+        self._drop_tasks({tp.partition for tp in partitions}, discard=True)
+
+    def _drop_tasks(self, partitions: set[int], discard: bool = False) -> None:
+        still_owned = {tp.partition for tp in self._consumer.assignment()} - partitions
+        for partition in sorted(partitions - still_owned):
+            task = self.tasks.pop(partition, None)
+            if task is not None:
+                self._close_task(task)
+        self.positions = {k: v for k, v in self.positions.items() if k[1] not in partitions}
+        self.stats.assigned = sorted(self.tasks)
+
+    def _open_task(self, partition: int) -> Task:
+        stores = {
+            name: restore_store(
+                self._restorer,
+                name,
+                changelog,
+                partition,
+                self.settings.state_dir,
+            )
+            for name, changelog in self.settings.changelogs.items()
+        }
+        task = Task(self.graph, partition, stores, self, self._dead_letter)
+        task.open()
+        return task
+
+    def _close_task(self, task: Task) -> None:
+        task.close()
+        for store in task.stores.values():
+            if isinstance(store, DurableStore):
+                store.local.close()
+
+    # Processing ------------------------------------------------------------------------------
+
+    def _process(self, messages: list[Message]) -> None:
+        groups: dict[tuple[str, int], list[Record]] = {}
+        sources = self.sources
+        positions = self.positions
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if err.fatal():
+                    raise StreamsError(f"consumer failed: {err.str()}")
+                log.warning("consumer: %s", err.str())
+                continue
+            topic = msg.topic() or ""
+            partition = msg.partition() or 0
+            offset = msg.offset() or 0
+            positions[(topic, partition)] = offset + 1
+            spec = sources[topic].source
+            assert spec is not None
+            try:
+                key = spec.key_serde.deserialize(msg.key(), topic)
+                value = spec.value_serde.deserialize(msg.value(), topic)
+                timestamp = (
+                    msg.timestamp()[1] if spec.timestamp_fn is None else spec.timestamp_fn(value)
+                )
+            except Exception as exc:
+                self._begin()
+                self.dead_letters.send(msg, exc)
+                self.stats.dead_lettered += 1
+                continue
+            headers: Any = msg.headers()
+            record = Record(key, value, timestamp, headers, topic, partition, offset)
+            bucket = groups.get((topic, partition))
+            if bucket is None:
+                groups[(topic, partition)] = [record]
+            else:
+                bucket.append(record)
+        if not groups:
+            return
+        self._begin()
+        self._processed_at = int(time.time() * 1000)
+        for (topic, partition), records in groups.items():
+            task = self.tasks.get(partition)
+            if task is None:
+                raise StreamsError(f"received {topic}[{partition}] without owning its task")
+            task.process(sources[topic], records)
+            self.stats.consumed += len(records)
+        self.stats.batches += 1
+        if self.stats.first_record_at is None:
+            self.stats.first_record_at = time.monotonic()
+
+    def _begin(self) -> None:
+        if self.settings.exactly_once and not self.in_transaction:
+            self._producer.begin_transaction()
+            self.in_transaction = True
+
+    def emit(self, sink: SinkSpec, records: list[Record], node: Node) -> None:
+        """Produce a task's output records (the task's Emitter)."""
+        topic = sink.topic
+        kser = sink.key_serde.serialize
+        vser = sink.value_serde.serialize
+        produce = self._producer.produce
+        lineage = self.settings.lineage and not sink.internal
+        transform = f"{self.settings.app_id}/{node.name}".encode()
+        processed = str(self._processed_at).encode()
+        for r in records:
+            headers: Any = None
+            if lineage:
+                headers = [
+                    ("hw.source", f"{r.topic}/{r.partition}/{r.offset}".encode()),
+                    ("hw.event_time", str(r.timestamp).encode()),
+                    ("hw.processed_at", processed),
+                    ("hw.transform", transform),
+                ]
+            key = kser(r.key, topic)
+            value = vser(r.value, topic)
+            while True:
+                try:
+                    if headers is None:
+                        produce(topic, value, key, timestamp=r.timestamp)
+                    else:
+                        produce(topic, value, key, timestamp=r.timestamp, headers=headers)
+                    break
+                except BufferError:
+                    self._producer.poll(0.01)
+        self.stats.produced += len(records)
+
+    def _dead_letter(self, record: Record, error: BaseException, stage: str) -> None:
+        spec = self.sources[record.topic].source if record.topic in self.sources else None
+        try:
+            value = (
+                spec.value_serde.serialize(record.value, record.topic)
+                if spec is not None
+                else repr(record.value).encode()
+            )
+        except Exception:
+            value = repr(record.value).encode()
+        self.dead_letters.send(record, f"{stage}: {error!r}", value=value)
+        self.stats.dead_lettered += 1
+
+    # Commit ----------------------------------------------------------------------------------
+
+    def _raise_delivery_errors(self) -> None:
+        if self.delivery_errors:
+            errors = self.delivery_errors
+            raise StreamsError(
+                f"{len(errors)} records could not be written (first: {errors[0]}); nothing "
+                "after the last commit was committed, so restarting the app resumes from there"
+            )
+
+    def _write_changelogs(self) -> list[DurableStore]:
+        touched: list[DurableStore] = []
+        for task in self.tasks.values():
+            for store in task.stores.values():
+                if not isinstance(store, DurableStore):
+                    continue
+                changes = store.encoded_changes()
+                for key, value in changes:
+                    while True:
+                        try:
+                            self._producer.produce(
+                                store.changelog, value, key, partition=store.partition
+                            )
+                            break
+                        except BufferError:
+                            self._producer.poll(0.01)
+                if store.unsaved:
+                    touched.append(store)
+        return touched
+
+    def _offsets(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
+
+    def commit(self) -> None:
+        """Make everything processed so far durable (see the module docstring)."""
+        touched = self._write_changelogs()
+        offsets = self._offsets()
+        if self.settings.exactly_once:
+            if not self.in_transaction:
+                if not touched and not offsets:
+                    return
+                self._begin()
+            try:
+                if offsets:
+                    self._producer.send_offsets_to_transaction(
+                        offsets, self._consumer.consumer_group_metadata(), 30
+                    )
+                self._producer.commit_transaction(30)
+            except KafkaException as exc:
+                self._transaction_failed(exc)
+                return
+            finally:
+                self.in_transaction = False
+        else:
+            remaining = self._producer.flush(30)
+            self._raise_delivery_errors()
+            if remaining:
+                raise StreamsError(
+                    f"{remaining} records were not acknowledged within 30 s; is the broker up?"
+                )
+            if offsets:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+        self.positions.clear()
+        for store in touched:
+            store.last_offset = changelog_end(self._restorer, store.changelog, store.partition) - 1
+            store.committed()
+        self.stats.commits += 1
+
+    def _transaction_failed(self, exc: KafkaException) -> None:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.txn_requires_abort():
+            # Throw the interval away and start again from the last committed offsets.
+            self._producer.abort_transaction(30)
+            log.warning("transaction aborted (%s); reprocessing from last commit", error.str())
+            self._rewind()
+            return
+        raise StreamsError(
+            f"transaction failed: {exc}; another instance with the same transactional id or "
+            "a newer group generation took over, so this instance stops"
+        ) from exc
+
+    def _rewind(self) -> None:
+        """After an abort: fresh tasks from durable state, consumer back to committed offsets."""
+        assignment = self._consumer.assignment()
+        for task in self.tasks.values():
+            for store in task.stores.values():
+                if isinstance(store, DurableStore):
+                    store.discard_uncommitted()
+            self._close_task(task)
+        self.tasks = {p: self._open_task(p) for p in sorted({tp.partition for tp in assignment})}
+        self.positions.clear()
+        for tp in self._consumer.committed(assignment, timeout=30):
+            if tp.offset >= 0:
+                self._consumer.seek(tp)
+            else:
+                self._consumer.seek(TopicPartition(tp.topic, tp.partition, -2))

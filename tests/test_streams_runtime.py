@@ -1,0 +1,142 @@
+"""The streams runtime against the real embedded broker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headwater.client import read_lineage
+from headwater.streams import App, Processor, Record, StreamsError, TaskContext
+from streams_support import create_topics, produce_json, read_all, running
+
+
+def test_filter_map_to_topic_with_lineage(bootstrap: str, tmp_path: Path) -> None:
+    create_topics(bootstrap, {"orders": 3, "big-orders": 3})
+    produce_json(
+        bootstrap, "orders", [(f"c{i % 7}", {"id": i, "amount": i % 100}) for i in range(600)]
+    )
+    app = App("orders-app", bootstrap, state_dir=tmp_path)
+    (
+        app.stream("orders")
+        .filter(lambda v: v["amount"] >= 50)
+        .map(lambda v: {**v, "vip": True})
+        .to_topic("big-orders")
+    )
+    with running(app):
+        messages = read_all(bootstrap, "big-orders", 300)
+    values = [json.loads(m.value()) for m in messages]
+    assert sorted(v["id"] for v in values) == [i for i in range(600) if i % 100 >= 50]
+    assert all(v["vip"] for v in values)
+    lineage = read_lineage(messages[0].headers())
+    assert lineage["hw.source"].startswith("orders/")
+    assert lineage["hw.transform"].startswith("orders-app/")
+    # Keys keep their partitions' order: per key, ids ascend.
+    by_key: dict[bytes, list[int]] = {}
+    for m in messages:
+        by_key.setdefault(m.key(), []).append(json.loads(m.value())["id"])
+    assert all(ids == sorted(ids) for ids in by_key.values())
+
+
+def test_bad_records_go_to_dead_letters_and_app_keeps_running(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    create_topics(bootstrap, {"in": 1, "out": 1})
+    produce_json(
+        bootstrap,
+        "in",
+        [("a", {"n": 1}), ("b", b"{not json"), ("c", {"n": 0}), ("d", {"n": 4})],
+    )
+    app = App("dlq-app", bootstrap, state_dir=tmp_path)
+    app.stream("in").map(lambda v: {"inverse": 1 / v["n"]}).to_topic("out")
+    with running(app):
+        out = read_all(bootstrap, "out", 2)
+        dead = read_all(bootstrap, "dlq-app-dead-letters", 2)
+    assert sorted(json.loads(m.value())["inverse"] for m in out) == [0.25, 1.0]
+    reasons = {m.key(): dict(m.headers()) for m in dead}
+    assert set(reasons) == {b"b", b"c"}
+    assert (
+        b"JSON" in reasons[b"b"][b"hw.dlq.error".decode()]
+        or b"json" in reasons[b"b"]["hw.dlq.error"]
+    )
+    assert b"ZeroDivisionError" in reasons[b"c"]["hw.dlq.error"]
+    assert reasons[b"c"]["hw.dlq.topic"] == b"in"
+    assert reasons[b"c"]["hw.dlq.offset"] == b"2"
+
+
+def test_missing_source_topic_is_a_clear_error(bootstrap: str, tmp_path: Path) -> None:
+    app = App("lost-app", bootstrap, state_dir=tmp_path)
+    app.stream("nowhere").to_topic("out")
+    with pytest.raises(StreamsError, match="source topic 'nowhere' does not exist"):
+        app.run()
+
+
+def test_table_join_enriches(bootstrap: str, tmp_path: Path) -> None:
+    create_topics(bootstrap, {"customers": 1}, {"cleanup.policy": "compact"})
+    create_topics(bootstrap, {"purchases": 2, "enriched": 2})
+    produce_json(bootstrap, "customers", [("c1", {"tier": "gold"}), ("c2", {"tier": "basic"})])
+    produce_json(
+        bootstrap,
+        "purchases",
+        [("p1", {"customer": "c1", "total": 10}), ("p2", {"customer": "c9", "total": 3})],
+    )
+    app = App("enrich-app", bootstrap, state_dir=tmp_path)
+    customers = app.table("customers")
+    (
+        app.stream("purchases")
+        .join_table(
+            customers,
+            lambda v, row: {**v, "tier": None if row is None else row["tier"]},
+            key_fn=lambda v: v["customer"],
+        )
+        .to_topic("enriched")
+    )
+    with running(app):
+        out = read_all(bootstrap, "enriched", 2)
+    tiers = {json.loads(m.value())["customer"]: json.loads(m.value())["tier"] for m in out}
+    assert tiers == {"c1": "gold", "c9": None}
+
+
+class KeyCounter(Processor):
+    """Counts records per key in a durable store and emits the running count."""
+
+    stores = ("counts",)
+
+    def open(self, ctx: TaskContext) -> None:
+        self.store = ctx.store("counts")
+
+    def process(self, records: list[Record], port: int = 0) -> list[Record]:
+        out = []
+        for r in records:
+            count = self.store.get(r.key, 0) + 1
+            self.store.put(r.key, count)
+            out.append(r.replace(value={"key": r.key, "count": count}))
+        return out
+
+
+@pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
+def test_state_restores_from_changelog_on_a_new_machine(
+    bootstrap: str, tmp_path: Path, guarantee: Any
+) -> None:
+    create_topics(bootstrap, {"clicks": 2, "counts": 2})
+    produce_json(bootstrap, "clicks", [(f"k{i % 5}", {"i": i}) for i in range(100)])
+
+    def build(state_dir: Path) -> App:
+        app = App("count-app", bootstrap, state_dir=state_dir, guarantee=guarantee)
+        app.stream("clicks").process(KeyCounter, stores=("counts",)).to_topic("counts")
+        return app
+
+    with running(build(tmp_path / "first")):
+        read_all(bootstrap, "counts", 100)
+    produce_json(bootstrap, "clicks", [(f"k{i % 5}", {"i": i}) for i in range(100, 150)])
+    # A second instance with an empty state directory: state comes from the changelog only.
+    with running(build(tmp_path / "second")):
+        out = read_all(bootstrap, "counts", 150)
+    finals: dict[str, int] = {}
+    for m in out:
+        value = json.loads(m.value())
+        finals[value["key"]] = max(finals.get(value["key"], 0), value["count"])
+    assert finals == {f"k{i}": 30 for i in range(5)}
+    assert len(out) == 150

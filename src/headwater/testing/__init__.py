@@ -4,5 +4,6 @@ Users' own tests can start a real broker in a fixture the same way ours do.
 """
 
 from headwater.testing._brokers import BrokerProcess, embedded_broker
+from headwater.testing._postgres import PostgresServer, postgres_server
 
-__all__ = ["BrokerProcess", "embedded_broker"]
+__all__ = ["BrokerProcess", "PostgresServer", "embedded_broker", "postgres_server"]

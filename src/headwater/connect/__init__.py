@@ -5,6 +5,8 @@ only write batches. Sinks: SQL tables (SQLite, PostgreSQL), time-partitioned Par
 local disk or S3, and a live DuckDB table that can be queried while it fills.
 """
 
+from headwater.connect._duckdb import DuckDBSink, DuckDBSinkConfig
+from headwater.connect._parquet import ParquetSink, ParquetSinkConfig
 from headwater.connect._records import DecodeError, Decoder, Rejected, SinkRecord, decode_json
 from headwater.connect._runtime import SinkRunner, SinkSettings
 from headwater.connect._schema import Kind, SchemaMismatch
@@ -18,7 +20,11 @@ __all__ = [
     "BatchRejected",
     "DecodeError",
     "Decoder",
+    "DuckDBSink",
+    "DuckDBSinkConfig",
     "Kind",
+    "ParquetSink",
+    "ParquetSinkConfig",
     "PartitionProgress",
     "PartitionStart",
     "Rejected",

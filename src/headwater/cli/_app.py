@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from headwater.cli import _broker_cmd, _demo_cmd, _groups_cmd, _io_cmd, _topics_cmd
+from headwater.cli import _broker_cmd, _demo_cmd, _groups_cmd, _io_cmd, _sink_cmd, _topics_cmd
 
 app = typer.Typer(
     name="headwater",
@@ -19,6 +19,7 @@ app.add_typer(_groups_cmd.app, name="groups")
 app.command("produce")(_io_cmd.produce)
 app.command("consume")(_io_cmd.consume)
 app.command("demo")(_demo_cmd.demo)
+app.add_typer(_sink_cmd.app, name="sink")
 
 
 def main() -> None:

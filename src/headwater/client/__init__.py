@@ -29,7 +29,15 @@ from headwater.client._profiles import (
     consumer_config,
     producer_config,
 )
-from headwater.client._serde import BytesSerde, JsonSerde, Serde, SerdeError, StringSerde, serde
+from headwater.client._serde import (
+    BytesSerde,
+    JsonSerde,
+    Serde,
+    SerdeError,
+    StringSerde,
+    deserialize_many,
+    serde,
+)
 
 __all__ = [
     "CONSUMER_DEFAULTS",
@@ -62,6 +70,7 @@ __all__ = [
     "consume",
     "consumer_config",
     "dead_letter_headers",
+    "deserialize_many",
     "lineage_headers",
     "new_consumer",
     "new_producer",

@@ -1,7 +1,12 @@
 """Lineage headers: where a record came from and what touched it, carried with the record.
 
-Every stage adds its own headers, so a record in a sink can be traced back to its source
-topic, partition and offset, its event time, and the transformations it went through.
+Two headers, kept small because they ride on every record:
+
+* ``hw.source``: ``topic/partition/offset`` of the record this one was made from;
+* ``hw.transform``: ``transformation-id@processing-time-ms`` of the stage that made it.
+
+The event time is the record's own Kafka timestamp: every headwater stage produces with the
+event time as the record timestamp (CreateTime), so it travels without a header.
 """
 
 from __future__ import annotations
@@ -9,8 +14,6 @@ from __future__ import annotations
 import time
 
 SOURCE = "hw.source"
-EVENT_TIME = "hw.event_time"
-PROCESSED_AT = "hw.processed_at"
 TRANSFORM = "hw.transform"
 
 Headers = list[tuple[str, bytes]]
@@ -21,7 +24,6 @@ def lineage_headers(
     source_topic: str,
     source_partition: int,
     source_offset: int,
-    event_time_ms: int,
     transform_id: str,
     processed_at_ms: int | None = None,
 ) -> Headers:
@@ -29,9 +31,7 @@ def lineage_headers(
     now = processed_at_ms if processed_at_ms is not None else int(time.time() * 1000)
     return [
         (SOURCE, f"{source_topic}/{source_partition}/{source_offset}".encode()),
-        (EVENT_TIME, str(event_time_ms).encode()),
-        (PROCESSED_AT, str(now).encode()),
-        (TRANSFORM, transform_id.encode()),
+        (TRANSFORM, f"{transform_id}@{now}".encode()),
     ]
 
 
@@ -44,10 +44,16 @@ def add_lineage(headers: Headers | None, extra: Headers) -> Headers:
 
 
 def read_lineage(headers: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
-    """Lineage headers as text, for display and tests."""
-    wanted = {SOURCE, EVENT_TIME, PROCESSED_AT, TRANSFORM}
-    return {
-        name: value.decode()
-        for name, value in headers or []
-        if name in wanted and value is not None
-    }
+    """Lineage as text fields: source, source_topic/partition/offset, transform, processed_at."""
+    found = {name: value.decode() for name, value in headers or [] if value is not None}
+    out: dict[str, str] = {}
+    if SOURCE in found:
+        out["source"] = found[SOURCE]
+        parts = found[SOURCE].rsplit("/", 2)
+        if len(parts) == 3:
+            out["source_topic"], out["source_partition"], out["source_offset"] = parts
+    if TRANSFORM in found:
+        transform, _, processed = found[TRANSFORM].rpartition("@")
+        out["transform"] = transform
+        out["processed_at"] = processed
+    return out

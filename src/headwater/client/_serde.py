@@ -24,6 +24,15 @@ class Serde(Protocol):
     def deserialize(self, data: bytes | None, topic: str) -> Any: ...
 
 
+def deserialize_many(codec: Serde, datas: list[bytes | None], topic: str) -> list[Any]:
+    """A whole batch through ``codec``: its batch method when it has one, else one by one."""
+    batch = getattr(codec, "deserialize_many", None)
+    if batch is not None:
+        return list(batch(datas, topic))
+    deserialize = codec.deserialize
+    return [deserialize(data, topic) for data in datas]
+
+
 class BytesSerde:
     """Passes bytes through untouched; ``None`` stays ``None``."""
 
@@ -75,6 +84,23 @@ class JsonSerde:
             return orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise SerdeError(f"record from {topic!r} is not valid JSON: {exc}") from exc
+
+    def deserialize_many(self, datas: list[bytes | None], topic: str) -> list[Any]:
+        """Decode a batch with one parser call (several times faster than one per record).
+
+        Raises :class:`SerdeError` if any record is invalid; decode one by one to find it.
+        """
+        if None in datas:
+            return [self.deserialize(data, topic) for data in datas]
+        joined = b",".join(datas)  # type: ignore[arg-type]
+        try:
+            values = orjson.loads(b"[" + joined + b"]")
+        except orjson.JSONDecodeError as exc:
+            raise SerdeError(f"a record from {topic!r} is not valid JSON: {exc}") from exc
+        if len(values) != len(datas):
+            # A record holding "1,2" parses as two values: decode one by one.
+            return [self.deserialize(data, topic) for data in datas]
+        return list(values)
 
 
 _BY_NAME: dict[str, type[BytesSerde] | type[StringSerde] | type[JsonSerde]] = {

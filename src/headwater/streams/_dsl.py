@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from headwater.client import Serde, serde
+from headwater.streams import _aggregations as aggs
 from headwater.streams import _operators as ops
+from headwater.streams import _windows as windows
 from headwater.streams._core import Processor, Record
 from headwater.streams._graph import Graph, Node, SinkSpec, SourceSpec
 
@@ -203,6 +205,34 @@ class Stream:
         )
         self._node.children.append((node, 0))
 
+    # Windows ---------------------------------------------------------------------------------
+
+    def tumbling_window(self, size_ms: int, *, grace_ms: int = 0) -> WindowedStream:
+        """Fixed, non-overlapping event-time windows ``[k*size, (k+1)*size)`` per key."""
+        return WindowedStream(self, windows.tumbling(size_ms, grace_ms))
+
+    def hopping_window(self, size_ms: int, step_ms: int, *, grace_ms: int = 0) -> WindowedStream:
+        """Fixed windows of ``size_ms`` starting every ``step_ms`` (they overlap)."""
+        return WindowedStream(self, windows.hopping(size_ms, step_ms, grace_ms))
+
+    def sliding_window(self, size_ms: int, *, grace_ms: int = 0) -> WindowedStream:
+        """Windows of ``size_ms`` defined by the records' own timestamps."""
+        return WindowedStream(self, windows.sliding(size_ms, grace_ms))
+
+    def session_window(self, gap_ms: int, *, grace_ms: int = 0) -> WindowedStream:
+        """Per-key sessions that close after ``gap_ms`` without records."""
+        return WindowedStream(self, windows.session(gap_ms, grace_ms))
+
+    def side_output(self, name: str) -> Stream:
+        """The records this operator handed to its side output ``name``."""
+        node = self._topology.graph.add(f"side-{name}", None)
+        self._node.side_children.setdefault(name, []).append(node)
+        return Stream(self._topology, node)
+
+    def late(self) -> Stream:
+        """Records a window operator received after their window closed (never dropped)."""
+        return self.side_output("late")
+
     # Enrichment ------------------------------------------------------------------------------
 
     def join_table(
@@ -224,3 +254,83 @@ class Stream:
 
 def _filter_factory(predicate: Callable[[Any], bool]) -> Callable[[], Processor]:
     return lambda: ops.Filter(predicate)
+
+
+class WindowedStream:
+    """A stream cut into windows, waiting for its aggregation.
+
+    ``emit="final"`` outputs each window once, when stream time passes its end plus grace;
+    ``emit="update"`` outputs the new result of every window a batch touched. Results are
+    records with the same key and value ``{"start": ms, "end": ms, "value": result}``.
+    """
+
+    def __init__(self, stream: Stream, window: windows.WindowSpec) -> None:
+        self._stream = stream
+        self._window = window
+
+    def _aggregate(
+        self, kind: str, aggregation: aggs.Aggregation, emit: windows.EmitMode, name: str | None
+    ) -> Stream:
+        graph = self._stream._topology.graph
+        label = name or f"{kind}-{len(graph.nodes) + 1}"
+        window = self._window
+
+        def factory() -> Processor:
+            return windows.WindowedAggregate(window, aggregation, emit, store_name=label)
+
+        return self._stream._then(kind, factory, label, stores=(label,))
+
+    def count(self, *, emit: windows.EmitMode = "final", name: str | None = None) -> Stream:
+        return self._aggregate("count", aggs.Count(), emit, name)
+
+    def sum(
+        self,
+        value_fn: Callable[[Any], Any] | None = None,
+        *,
+        emit: windows.EmitMode = "final",
+        name: str | None = None,
+    ) -> Stream:
+        return self._aggregate("sum", aggs.Sum(value_fn), emit, name)
+
+    def min(
+        self,
+        value_fn: Callable[[Any], Any] | None = None,
+        *,
+        emit: windows.EmitMode = "final",
+        name: str | None = None,
+    ) -> Stream:
+        return self._aggregate("min", aggs.Min(value_fn), emit, name)
+
+    def max(
+        self,
+        value_fn: Callable[[Any], Any] | None = None,
+        *,
+        emit: windows.EmitMode = "final",
+        name: str | None = None,
+    ) -> Stream:
+        return self._aggregate("max", aggs.Max(value_fn), emit, name)
+
+    def mean(
+        self,
+        value_fn: Callable[[Any], Any] | None = None,
+        *,
+        emit: windows.EmitMode = "final",
+        name: str | None = None,
+    ) -> Stream:
+        return self._aggregate("mean", aggs.Mean(value_fn), emit, name)
+
+    def aggregate(
+        self,
+        initializer: Callable[[], Any],
+        reducer: Callable[[Any, Any], Any],
+        *,
+        result: Callable[[Any], Any] | None = None,
+        merger: Callable[[Any, Any], Any] | None = None,
+        emit: windows.EmitMode = "final",
+        name: str | None = None,
+    ) -> Stream:
+        """A custom fold: ``reducer(acc, value)`` from ``initializer()``; ``result(acc)`` is
+        what is emitted; session windows also need ``merger(acc_a, acc_b)``."""
+        return self._aggregate(
+            "aggregate", aggs.Reduce(initializer, reducer, result, merger), emit, name
+        )

@@ -1,4 +1,4 @@
-"""Runs one pipeline in headwater.streams and prints its timing as JSON (run by bench/streams.py)."""
+"""Runs one headwater.streams pipeline and prints its timing as JSON (for bench/streams.py)."""
 
 from __future__ import annotations
 

@@ -185,8 +185,8 @@ def report(results: dict[str, dict[str, Any]]) -> None:
         table.add_row(
             name,
             f"{rate(name):,.0f}",
-            "" if base == name else f"{ratio:.2f}× {base}",
-            "" if target is None else f"≥ {target:g}×",
+            "" if base == name else f"{ratio:.2f}x {base}",
+            "" if target is None else f">= {target:g}x",
             f"{results[name]['first_record_s']:.2f} s",
         )
     console.print(table)

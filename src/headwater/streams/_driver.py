@@ -136,6 +136,11 @@ class TestDriver:
         for task in self.tasks.values():
             task.flush()
 
+    def close_windows(self) -> None:
+        """Advance to the end of time: every open window closes and emits its final result."""
+        for task in self.tasks.values():
+            task.close_windows()
+
     def store(self, name: str, partition: int = 0) -> MemoryStore:
         store = self.tasks[partition].stores[name]
         assert isinstance(store, MemoryStore)

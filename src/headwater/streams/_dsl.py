@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from headwater.client import Serde, serde
 from headwater.streams import _aggregations as aggs
+from headwater.streams import _joins as joins
 from headwater.streams import _operators as ops
 from headwater.streams import _windows as windows
 from headwater.streams._core import Processor, Record
@@ -204,6 +205,32 @@ class Stream:
             "sink", f"sink:{topic}:{len(topology.graph.nodes) + 1}", sink=spec
         )
         self._node.children.append((node, 0))
+
+    def join(
+        self,
+        other: Stream,
+        joiner: Callable[[Any, Any], Any],
+        *,
+        within_ms: int,
+        grace_ms: int = 0,
+        how: Literal["inner", "left", "outer"] = "inner",
+        name: str | None = None,
+    ) -> Stream:
+        """Join records of equal key from two co-partitioned streams whose event times are at
+        most ``within_ms`` apart; ``joiner(left_value, right_value)`` builds the result
+        (``None`` for the missing side of an unmatched left/outer record)."""
+        if other._topology is not self._topology:
+            raise ValueError("streams from different apps cannot be joined")
+        graph = self._topology.graph
+        label = name or f"join-{len(graph.nodes) + 1}"
+        left, right = f"{label}-left", f"{label}-right"
+
+        def factory() -> Processor:
+            return joins.WindowJoin(within_ms, grace_ms, joiner, how, left, right)
+
+        joined = self._then("join", factory, label, stores=(left, right), port=0)
+        other._node.children.append((joined._node, 1))
+        return joined
 
     # Windows ---------------------------------------------------------------------------------
 

@@ -125,6 +125,16 @@ class Task:
                     for child, child_port in node.children:
                         self.push(child, out, child_port)
 
+    def close_windows(self) -> None:
+        """Close every open window now and emit it (the test driver's end of time)."""
+        for node in self.graph.nodes:
+            close_all = getattr(self.processors.get(node.name), "close_all", None)
+            if close_all is not None:
+                out = close_all()
+                if out:
+                    for child, child_port in node.children:
+                        self.push(child, out, child_port)
+
     def close(self) -> None:
         for processor in self.processors.values():
             processor.close()

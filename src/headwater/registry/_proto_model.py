@@ -10,7 +10,9 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from antlr4.error.ErrorListener import ErrorListener  # type: ignore[import-untyped]
 from google.protobuf import descriptor_pb2  # type: ignore[import-untyped]
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from proto_schema_parser import ast
@@ -62,10 +64,24 @@ def parse_proto(text: str) -> ProtoModel:
         except (binascii.Error, DecodeError) as exc:
             raise ValueError(f"not .proto text and not a base64 descriptor: {exc}") from None
     try:
-        tree = Parser().parse(text)
+        tree = Parser(setup_lexer=_strict, setup_parser=_strict).parse(text)
     except Exception as exc:  # the parser raises its own error types
         raise ValueError(f"cannot parse .proto: {exc}") from None
     return _from_ast(tree)
+
+
+class _Raise(ErrorListener):  # type: ignore[misc]
+    """Turns the grammar's recoverable syntax errors into failures (it would print and go on)."""
+
+    def syntaxError(
+        self, _recognizer: Any, _symbol: Any, line: int, column: int, msg: str, _e: Any
+    ) -> None:
+        raise ValueError(f"line {line}:{column} {msg}")
+
+
+def _strict(recognizer: Any) -> None:
+    recognizer.removeErrorListeners()
+    recognizer.addErrorListener(_Raise())
 
 
 # -- .proto text ----------------------------------------------------------------------------

@@ -222,3 +222,15 @@ def test_custom_processor_with_store() -> None:
     driver.send_many("in", [(None, {"id": i % 3}, 0) for i in range(7)])
     assert [v["id"] for v in driver.values("out")] == [0, 1, 2]
     assert len(driver.store("seen")) == 3
+
+
+def test_detect_anomalies_emits_only_outliers() -> None:
+    app = make_app()
+    app.stream("temps").detect_anomalies(lambda v: v["c"], threshold=4.0).to_topic("alerts")
+    driver = TestDriver(app)
+    normal = [("s1", {"c": 20.0 + (i % 5) * 0.1}, i * 1000) for i in range(50)]
+    driver.send_many("temps", normal)
+    assert driver.values("alerts") == []
+    driver.send("temps", {"c": 95.0}, "s1", timestamp=60_000)
+    alerts = driver.values("alerts")
+    assert len(alerts) == 1 and alerts[0]["value"] == 95.0 and alerts[0]["score"] > 4

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from headwater.client import Serde, serde
 from headwater.streams import _aggregations as aggs
+from headwater.streams import _anomaly as anomaly
 from headwater.streams import _joins as joins
 from headwater.streams import _operators as ops
 from headwater.streams import _windows as windows
@@ -231,6 +232,31 @@ class Stream:
         joined = self._then("join", factory, label, stores=(left, right), port=0)
         other._node.children.append((joined._node, 1))
         return joined
+
+    def detect_anomalies(
+        self,
+        value_fn: Callable[[Any], Any] | None = None,
+        *,
+        method: Literal["zscore", "ewma"] = "zscore",
+        window: int = 100,
+        alpha: float = 0.1,
+        threshold: float = 3.0,
+        min_observations: int = 10,
+        name: str | None = None,
+    ) -> Stream:
+        """A stream of alerts: records whose ``value_fn(value)`` lies ``threshold`` standard
+        deviations or more from its key's recent values (rolling z-score over the last
+        ``window`` values, or an EWMA with ``alpha``). Alert values hold key, value, mean,
+        std, score, method and timestamp."""
+        graph = self._topology.graph
+        label = name or f"anomaly-{len(graph.nodes) + 1}"
+
+        def factory() -> Processor:
+            return anomaly.AnomalyDetector(
+                value_fn, method, window, alpha, threshold, min_observations, store_name=label
+            )
+
+        return self._then("anomaly", factory, label, stores=(label,))
 
     # Windows ---------------------------------------------------------------------------------
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from headwater.cli import _broker_cmd, _demo_cmd, _groups_cmd, _io_cmd, _sink_cmd, _topics_cmd
+from headwater.cli import (
+    _broker_cmd,
+    _demo_cmd,
+    _groups_cmd,
+    _io_cmd,
+    _registry_cmd,
+    _sink_cmd,
+    _topics_cmd,
+)
 
 app = typer.Typer(
     name="headwater",
@@ -20,6 +28,7 @@ app.command("produce")(_io_cmd.produce)
 app.command("consume")(_io_cmd.consume)
 app.command("demo")(_demo_cmd.demo)
 app.add_typer(_sink_cmd.app, name="sink")
+app.command("registry")(_registry_cmd.registry)
 
 
 def main() -> None:

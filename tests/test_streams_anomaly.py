@@ -11,7 +11,7 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from headwater.streams._anomaly import AnomalyDetector, AnomalyMethod
@@ -125,6 +125,7 @@ def test_bad_configuration_is_rejected(bad: dict[str, Any]) -> None:
 
 
 @given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=120), st.integers(2, 15))
+@example([370728.0, 0.00390625, 0.0, 0.0], 2)  # a huge value leaving the window
 def test_zscore_statistics_match_the_window(values: list[float], window: int) -> None:
     proc, _ = make(value_fn=None, window=window, threshold=1e-12, min_observations=1)
     out = proc.process([Record("k", v, i) for i, v in enumerate(values)])

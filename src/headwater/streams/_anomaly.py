@@ -5,7 +5,8 @@ statistics *before* ``v`` is added, so a spike cannot dilute its own score:
 
 * ``method="zscore"``: mean and population standard deviation of the key's last ``window``
   values (a sliding Welford update, recomputed exactly from the window every ``window``
-  replacements so rounding cannot drift);
+  replacements, and whenever a large value leaving the window would cancel the digits of the
+  variance, so rounding cannot drift);
 * ``method="ewma"``: exponentially weighted mean and variance with weight ``alpha`` for the
   newest value.
 
@@ -30,6 +31,9 @@ from typing import Any, Literal
 from headwater.streams._core import Processor, Record, StateStore, TaskContext
 
 AnomalyMethod = Literal["zscore", "ewma"]
+
+#: m2 below this fraction of its largest recent update has lost most of its digits.
+_CANCELLATION = 1e-6
 
 
 class AnomalyDetector(Processor):
@@ -63,7 +67,8 @@ class AnomalyDetector(Processor):
         self.min_observations = min_observations
         self.stores = (store_name,)
         self._store: StateStore | None = None
-        # zscore: key -> [deque of values, mean, m2, replacements since exact recompute]
+        # zscore: key -> [deque of values, mean, m2, replacements since exact recompute,
+        #                 largest m2 update since then]
         # ewma: key -> [mean, variance, count]
         self._stats: dict[Any, list[Any]] = {}
 
@@ -73,8 +78,8 @@ class AnomalyDetector(Processor):
         for skey, value in self._store.items():
             assert isinstance(skey, tuple)
             if self.method == "zscore":
-                values, mean, m2, since = value
-                self._stats[skey[0]] = [deque(values, maxlen=self.window), mean, m2, since]
+                values, *rest = value
+                self._stats[skey[0]] = [deque(values, maxlen=self.window), *rest]
             else:
                 self._stats[skey[0]] = list(value)
 
@@ -117,34 +122,38 @@ class AnomalyDetector(Processor):
 
     def _empty(self) -> list[Any]:
         if self.method == "zscore":
-            return [deque(maxlen=self.window), 0.0, 0.0, 0]
+            return [deque(maxlen=self.window), 0.0, 0.0, 0, 0.0]
         return [0.0, 0.0, 0]
 
     def _persistable(self, stats: list[Any]) -> list[Any]:
         if self.method == "zscore":
-            return [list(stats[0]), stats[1], stats[2], stats[3]]
+            return [list(stats[0]), *stats[1:]]
         return list(stats)
 
     def _observe_zscore(self, stats: list[Any], v: float) -> tuple[int, float, float]:
         """Return (count, mean, std) before ``v``, then slide ``v`` into the window."""
-        values, mean, m2, since = stats
+        values, mean, m2, since, peak = stats
         n = len(values)
         std = math.sqrt(m2 / n) if n else 0.0
         if n < self.window:
             delta = v - mean
             new_mean = mean + delta / (n + 1)
-            m2 += delta * (v - new_mean)
+            term = delta * (v - new_mean)
         else:
             oldest = values[0]
             new_mean = mean + (v - oldest) / n
-            m2 += (v - oldest) * (v - new_mean + oldest - mean)
+            term = (v - oldest) * (v - new_mean + oldest - mean)
             since += 1
+        m2 += term
+        peak = max(peak, abs(term))
         values.append(v)
-        if since >= self.window:
+        # Removing a value much larger than the spread cancels catastrophically: recompute
+        # exactly when m2 became tiny next to the terms that built it, and periodically.
+        if since >= self.window or m2 < _CANCELLATION * peak:
             new_mean = sum(values) / len(values)
             m2 = sum((x - new_mean) ** 2 for x in values)
-            since = 0
-        stats[1], stats[2], stats[3] = new_mean, max(m2, 0.0), since
+            since, peak = 0, m2
+        stats[1], stats[2], stats[3], stats[4] = new_mean, max(m2, 0.0), since, peak
         return n, mean, std
 
     def _observe_ewma(self, stats: list[Any], v: float) -> tuple[int, float, float]:

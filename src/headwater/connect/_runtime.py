@@ -149,6 +149,8 @@ class SinkRunner:
             finally:
                 producer.flush(_DLQ_FLUSH_TIMEOUT_S)
                 self.sink.close()
+                # Drop the clients so librdkafka stops reconnecting once the runner is done.
+                del self._consumer, self._producer, self._dlq
         return self.stats
 
     # -- the loop --------------------------------------------------------------------------

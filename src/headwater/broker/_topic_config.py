@@ -110,6 +110,13 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
         ConfigKey("segment.jitter.ms", LONG, "0", "roll jitter", minimum=0),
         ConfigKey("segment.ms", LONG, str(WEEK_MS), "segment age before roll", minimum=1),
         ConfigKey(
+            "headwater.schema.validation",
+            BOOLEAN,
+            "false",
+            "refuse record values without a schema id registered for <topic>-value",
+            ("true", "false"),
+        ),
+        ConfigKey(
             "unclean.leader.election.enable",
             BOOLEAN,
             "false",

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
+from headwater.broker import _schema_validation
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
 from headwater.broker.handlers.metadata import auto_create
@@ -130,6 +131,13 @@ def _append(
     refusal = _refusal(ctx, topic.name, data.index, headers, limit, transactional_id)
     if refusal is not None:
         return refusal
+    if configs[_schema_validation.CONFIG] == "true":
+        invalid = _schema_validation.refusal(broker.topics, topic.name, payload, headers)
+        if invalid is not None:
+            log.info("schema validation refused topic=%s partition=%d", topic.name, data.index)
+            answer = _error(data.index, INVALID_RECORD, invalid[0])
+            answer["record_errors"] = invalid[1]
+            return answer
     verdicts = [partition.producers.check(h) for h in headers]
     for verdict in verdicts:
         if verdict.error_code:

@@ -6,6 +6,7 @@ import typer
 
 from headwater.cli import (
     _broker_cmd,
+    _contracts_cmd,
     _demo_cmd,
     _groups_cmd,
     _io_cmd,
@@ -29,6 +30,7 @@ app.command("consume")(_io_cmd.consume)
 app.command("demo")(_demo_cmd.demo)
 app.add_typer(_sink_cmd.app, name="sink")
 app.command("registry")(_registry_cmd.registry)
+app.add_typer(_contracts_cmd.app, name="contracts")
 
 
 def main() -> None:

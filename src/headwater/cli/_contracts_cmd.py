@@ -1,0 +1,62 @@
+"""``headwater contracts apply|check``: make topics match their contracts, or report drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from headwater.cli._common import Bootstrap, fail
+from headwater.governance import ContractError, apply, check, load
+
+app = typer.Typer(help="Data contracts: one YAML file per topic.", no_args_is_help=True)
+
+Files = Annotated[list[Path], typer.Argument(help="Contract files (YAML), one per topic.")]
+RegistryUrl = Annotated[
+    str,
+    typer.Option(
+        "--registry",
+        help="Schema registry URL.",
+        envvar="HEADWATER_REGISTRY_URL",
+    ),
+]
+
+
+@app.command("apply")
+def apply_cmd(
+    files: Files,
+    bootstrap: Bootstrap = "127.0.0.1:9092",
+    registry: RegistryUrl = "http://127.0.0.1:8081",
+) -> None:
+    """Create or update each topic, set its compatibility, register its schema and turn on
+    broker-side validation, as its contract says."""
+    for path in files:
+        try:
+            actions = apply(load(path), bootstrap, registry)
+        except ContractError as exc:
+            raise fail(str(exc)) from None
+        for action in actions:
+            typer.echo(f"{path}: {action}")
+
+
+@app.command("check")
+def check_cmd(
+    files: Files,
+    bootstrap: Bootstrap = "127.0.0.1:9092",
+    registry: RegistryUrl = "http://127.0.0.1:8081",
+) -> None:
+    """Report where topics or schemas differ from their contracts; exit 1 on any drift."""
+    drifted = False
+    for path in files:
+        try:
+            drift = check(load(path), bootstrap, registry)
+        except ContractError as exc:
+            raise fail(str(exc)) from None
+        for line in drift:
+            typer.echo(f"{path}: drift: {line}")
+        if not drift:
+            typer.echo(f"{path}: matches its contract")
+        drifted = drifted or bool(drift)
+    if drifted:
+        raise typer.Exit(1)

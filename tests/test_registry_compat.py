@@ -1,4 +1,5 @@
 """Compatibility rules per format and level, as tables of schema evolutions."""
+# ruff: noqa: E501  (evolution tables read best one case per line)
 
 from __future__ import annotations
 

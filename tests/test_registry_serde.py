@@ -20,8 +20,11 @@ from headwater.registry import RegistryServer
 
 USER = {"type": "record", "name": "User", "namespace": "acme",
         "fields": [{"name": "id", "type": "long"}, {"name": "name", "type": "string"}]}  # fmt: skip
-USER_JSON = {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
-             "required": ["id"]}  # fmt: skip
+USER_JSON = {
+    "type": "object",
+    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+    "required": ["id"],
+}
 
 
 @pytest.fixture
@@ -70,9 +73,7 @@ def test_avro_rejects_bad_values_and_bad_bytes(client: SchemaRegistryClient) -> 
 def test_pinned_and_latest_and_lookup_only(client: SchemaRegistryClient) -> None:
     schema_id = client.register_schema(
         "pinned-value",
-        __import__("confluent_kafka.schema_registry").schema_registry.Schema(
-            json.dumps(USER), "AVRO"
-        ),
+        Schema(json.dumps(USER), "AVRO"),
     )
     pinned = AvroSerde(client, schema_id=schema_id)
     assert pinned.schema_id("anything") == schema_id

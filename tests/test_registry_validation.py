@@ -10,11 +10,10 @@ from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from rawkafka import call, connect
-
 from headwater.client._schema_serde import AvroSerde
 from headwater.protocol import NewRecord, build_batch
 from headwater.registry import RegistryServer
+from rawkafka import call, connect
 
 USER = {"type": "record", "name": "User", "fields": [{"name": "id", "type": "long"}]}
 

@@ -234,3 +234,21 @@ def test_detect_anomalies_emits_only_outliers() -> None:
     driver.send("temps", {"c": 95.0}, "s1", timestamp=60_000)
     alerts = driver.values("alerts")
     assert len(alerts) == 1 and alerts[0]["value"] == 95.0 and alerts[0]["score"] > 4
+
+
+def test_validate_parks_invalid_records_with_reasons() -> None:
+    def check(value: Any) -> list[str]:
+        reasons = []
+        if "id" not in value:
+            reasons.append("id is required")
+        if not 0 <= value.get("amount", 0) <= 100:
+            reasons.append("amount out of range [0, 100]")
+        return reasons
+
+    app = make_app()
+    app.stream("in").validate(check).to_topic("out")
+    driver = TestDriver(app)
+    driver.send_many("in", [(None, {"id": 1, "amount": 5}, 0), (None, {"amount": 500}, 0)])
+    assert driver.values("out") == [{"id": 1, "amount": 5}]
+    ((_, reason),) = driver.dead_letters
+    assert "id is required" in reason and "amount out of range" in reason

@@ -29,6 +29,7 @@ from headwater.client._profiles import (
     consumer_config,
     producer_config,
 )
+from headwater.client._schema_serde import AvroSerde, JsonSchemaSerde, ProtobufSerde
 from headwater.client._serde import (
     BytesSerde,
     JsonSerde,
@@ -38,6 +39,7 @@ from headwater.client._serde import (
     deserialize_many,
     serde,
 )
+from headwater.client._topic_table import TopicTable, TopicTableError
 
 __all__ = [
     "CONSUMER_DEFAULTS",
@@ -46,6 +48,7 @@ __all__ = [
     "PRODUCER_PROFILES",
     "Admin",
     "AdminError",
+    "AvroSerde",
     "Backoff",
     "BytesSerde",
     "ConsumedRecord",
@@ -55,17 +58,21 @@ __all__ = [
     "DeliveryError",
     "EventProducer",
     "GroupOffsets",
+    "JsonSchemaSerde",
     "JsonSerde",
     "KafkaError",
     "KafkaException",
     "Message",
     "Producer",
     "ProducerStats",
+    "ProtobufSerde",
     "Serde",
     "SerdeError",
     "StringSerde",
     "TopicInfo",
     "TopicPartition",
+    "TopicTable",
+    "TopicTableError",
     "add_lineage",
     "consume",
     "consumer_config",

@@ -101,6 +101,12 @@ class Stream:
         """Call ``fn`` on each record for its side effect; records pass unchanged."""
         return self._then("peek", lambda: ops.Peek(fn), name)
 
+    def validate(self, check: Callable[[Any], list[str]], *, name: str | None = None) -> Stream:
+        """Keep records for which ``check(value)`` returns no reasons; send the others to the
+        dead-letter topic with the reasons (e.g. ``QualityRules.validate`` of a contract, or a
+        schema validator)."""
+        return self._then("validate", lambda: ops.Validate(check), name)
+
     # Batch operators ---------------------------------------------------------------------
 
     def filter_batch(

@@ -173,3 +173,23 @@ class TableJoin(Processor):
                 )
             )
         return out
+
+
+class ValidationError(ValueError):
+    """A record broke its contract; the message lists every reason."""
+
+
+class Validate(Processor):
+    """Pass records whose ``check(value)`` returns no reasons; the others raise, so the task
+    isolates them and parks them in the dead-letter topic with the reasons."""
+
+    def __init__(self, check: Callable[[Any], list[str]]) -> None:
+        self.check = check
+
+    def process(self, records: list[Record], port: int = 0) -> list[Record]:
+        check = self.check
+        for r in records:
+            reasons = check(r.value)
+            if reasons:
+                raise ValidationError("; ".join(reasons))
+        return records

@@ -1,107 +1,136 @@
-"""``headwater demo``: start a broker, stream keyed events through it, print a summary."""
+"""``headwater demo``: the whole pipeline on one machine, with a live dashboard."""
 
 from __future__ import annotations
 
 import json
-import random
+import signal
+import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
-from headwater.broker import BrokerConfig, BrokerThread
-from headwater.cli._common import fail
-from headwater.client import Admin, AdminError, consume, produce_all
-
-TOPIC = "demo.events"
+from headwater.demo import Demo, DemoSettings
 
 
-def _events(count: int, keys: int, seed: int) -> list[tuple[bytes, bytes]]:
-    rng = random.Random(seed)
-    kinds = ("order", "click", "reading")
-    out = []
-    seq: dict[str, int] = {}
-    for _ in range(count):
-        key = f"customer-{rng.randrange(keys):03d}"
-        seq[key] = seq.get(key, 0) + 1
-        event = {
-            "kind": rng.choice(kinds),
-            "customer": key,
-            "seq": seq[key],
-            "amount": round(rng.uniform(1, 250), 2),
-            "ts": int(time.time() * 1000),
-        }
-        out.append((key.encode(), json.dumps(event).encode()))
-    return out
+def _status(snapshot: dict[str, Any]) -> str:
+    rates, totals, fresh = snapshot["rates"], snapshot["totals"], snapshot["freshness_ms"]
+    p99 = "-" if fresh["p99"] is None else f"{fresh['p99']:.0f} ms"
+    return (
+        f"in {rates['events_in_per_s']:,.0f}/s  out {rates['events_out_per_s']:,.0f}/s  "
+        f"orders {totals['orders']:,}  dead letters {totals['dead_letters']:,}  "
+        f"alerts {totals['alerts']:,}  freshness p99 {p99}"
+    )
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title="headwater demo: what each stage holds")
+    table.add_column("stage")
+    table.add_column("count", justify="right")
+    generated, sql = summary["generated"], summary["sql"]
+    rows = [
+        ("orders generated (excluding test orders)", generated["orders"]),
+        ("test orders filtered out", generated["test_orders"]),
+        ("clicks generated", generated["clicks"]),
+        ("temperature readings generated", generated["readings"]),
+        ("malformed records generated", generated["malformed"]),
+        ("dead letters (pipeline + sinks)", summary["pipeline"]["dead_letters"]),
+        ("orders in SQL table `orders` (append)", sql["orders"]),
+        ("orders in Parquet files", summary["parquet"]["orders"]),
+        ("orders in the live DuckDB table", summary["duckdb"]["orders"]),
+        ("revenue windows in SQL `revenue_per_minute` (upsert)", sql["revenue_windows"]),
+        ("temperature spikes injected", generated["spikes"]),
+        ("anomaly alerts in SQL `temperature_alerts`", sql["alerts"]),
+    ]
+    for name, value in rows:
+        table.add_row(name, f"{value:,}")
+    fresh = summary["freshness_ms"]
+    if fresh["p50"] is not None:
+        table.add_row(
+            "event-to-query freshness p50 / p99", f"{fresh['p50']:.0f} / {fresh['p99']:.0f} ms"
+        )
+    return table
 
 
 def demo(
     data_dir: Annotated[
-        Path, typer.Option(help="Broker data directory (kept afterwards for inspection).")
-    ] = Path("headwater-demo-data"),
-    port: Annotated[int, typer.Option(help="Broker port; 0 picks a free one.")] = 0,
-    events: Annotated[int, typer.Option(help="How many keyed events to stream.")] = 5000,
-    keys: Annotated[int, typer.Option(help="How many distinct keys (customers).")] = 50,
-    partitions: Annotated[int, typer.Option(help="Partitions of the demo topic.")] = 4,
-    seed: Annotated[int, typer.Option(help="Random seed for the generated events.")] = 7,
+        Path,
+        typer.Option(
+            help="Where the broker log, SQLite, Parquet and DuckDB files go "
+            "(kept afterwards for inspection)."
+        ),
+    ] = Path("headwater-demo"),
+    rate: Annotated[float, typer.Option(help="Events per second the generator produces.")] = 2000,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            help="Run this many seconds, then drain and exit; "
+            "without it the demo runs until Ctrl-C."
+        ),
+    ] = None,
+    dashboard_port: Annotated[
+        int, typer.Option(help="Dashboard port on 127.0.0.1; 0 picks a free one.")
+    ] = 8050,
+    dashboard: Annotated[bool, typer.Option(help="Serve the live dashboard.")] = True,
+    broker_port: Annotated[int, typer.Option(help="Broker port; 0 picks a free one.")] = 0,
+    guarantee: Annotated[
+        str, typer.Option(help="Pipeline guarantee: exactly-once or at-least-once.")
+    ] = "exactly-once",
+    seed: Annotated[int | None, typer.Option(help="Random seed for reproducible events.")] = None,
+    summary_json: Annotated[
+        Path | None, typer.Option(help="Also write the final summary as JSON to this file.")
+    ] = None,
 ) -> None:
-    """Run the broker, produce keyed events, consume them in a group, check per-key order."""
+    """Run the broker, an event generator, the stream pipeline, the sinks and a dashboard.
+
+    Orders, clicks and temperature readings flow through the broker; the pipeline drops test
+    orders, enriches orders with customers, counts revenue and clicks per minute, flags
+    temperature anomalies and parks malformed records in a dead-letter topic; sinks write SQL
+    tables (SQLite), Parquet files and a live DuckDB table.
+    """
+    if guarantee not in ("exactly-once", "at-least-once"):
+        raise typer.BadParameter("choose exactly-once or at-least-once", param_hint="--guarantee")
     console = Console()
-    config = BrokerConfig(port=port, data_dir=data_dir, group_initial_rebalance_delay_ms=0)
-    with BrokerThread(config) as running:
-        bootstrap = running.bootstrap
-        console.print(f"broker running on [bold]{bootstrap}[/], data in {data_dir}")
-        admin = Admin(bootstrap)
-        try:
-            if TOPIC not in admin.list_topics():
-                admin.create_topic(TOPIC, partitions, {"retention.ms": "86400000"})
-        except AdminError as exc:
-            raise fail(f"cannot create the demo topic: {exc}") from None
-        batch = _events(events, keys, seed)
-        started = time.perf_counter()
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("producing", total=len(batch))
-            produce_all(
-                bootstrap, TOPIC, batch, on_progress=lambda n: progress.update(task, completed=n)
-            )
-        produce_s = time.perf_counter() - started
-        group = f"demo-{int(time.time())}"
-        started = time.perf_counter()
-        last_seq: dict[bytes, int] = {}
-        per_partition: dict[int, int] = {}
-        out_of_order = 0
-        received = 0
-        for record in consume(
-            bootstrap, TOPIC, group_id=group, max_records=events, idle_timeout_s=15
-        ):
-            received += 1
-            per_partition[record.partition] = per_partition.get(record.partition, 0) + 1
-            seq = json.loads(record.value or b"{}").get("seq", 0)
-            key = record.key or b""
-            if seq <= last_seq.get(key, 0):
-                out_of_order += 1
-            last_seq[key] = seq
-        consume_s = time.perf_counter() - started
-        del admin  # close the admin client before the broker stops
-    table = Table(title="headwater demo")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("events produced (acks=all, fsynced)", str(len(batch)))
-    table.add_row("produce rate", f"{len(batch) / produce_s:,.0f} events/s")
-    table.add_row("events consumed by group", str(received))
-    table.add_row("consume rate", f"{received / max(consume_s, 1e-9):,.0f} events/s")
-    table.add_row("distinct keys", str(len(last_seq)))
-    table.add_row(
-        "records per partition", ", ".join(f"p{p}={n}" for p, n in sorted(per_partition.items()))
+    settings = DemoSettings(
+        data_dir=data_dir,
+        rate=rate,
+        broker_port=broker_port,
+        dashboard_port=dashboard_port,
+        dashboard=dashboard,
+        guarantee=guarantee,  # type: ignore[arg-type]
+        seed=seed,
     )
-    table.add_row("per-key order violations", str(out_of_order))
-    console.print(table)
-    if received != events or out_of_order:
-        raise fail(
-            f"expected {events} events in per-key order, got {received} with "
-            f"{out_of_order} out of order"
-        )
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    running = Demo(settings)
+    try:
+        with console.status("starting broker, pipeline and sinks…"):
+            running.start()
+        console.print(f"broker on [bold]{running.bootstrap}[/], data in {data_dir}")
+        if running.dashboard_url:
+            console.print(
+                f"dashboard: [bold link={running.dashboard_url}]{running.dashboard_url}[/]"
+            )
+        console.print("press Ctrl-C to stop" if duration is None else f"running for {duration:g} s")
+        deadline = None if duration is None else time.monotonic() + duration
+        while not stop.wait(2.0):
+            console.print(_status(running.snapshot()))
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        with console.status("draining in-flight events and stopping…"):
+            running.stop()
+    summary = running.summary()
+    console.print(_summary_table(summary))
+    database = data_dir / "demo.sqlite"
+    console.print(f"inspect the tables with: sqlite3 {database} .tables")
+    if summary_json is not None:
+        summary_json.write_text(json.dumps(summary, indent=2))
+    if summary["pipeline"]["errors"]:
+        console.print(f"[red]the pipeline stopped with: {summary['pipeline']['errors'][0]}[/]")
+        raise typer.Exit(1)

@@ -282,7 +282,9 @@ class SinkRunner:
     def _forget(self, keys: list[TopicPartitionKey]) -> None:
         for key in keys:
             self._pending.pop(key, None)
-            self.stats.partitions.pop(key, None)
+            # On the way out the last positions stay in the stats for the final report.
+            if not self._stop.is_set():
+                self.stats.partitions.pop(key, None)
 
     # -- progress --------------------------------------------------------------------------
 

@@ -78,6 +78,12 @@ class PostgresServer:
             "initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"
         )
         self.port = _free_port()
+        self.resume()
+        return self
+
+    def resume(self) -> None:
+        """Start the server (again) on the same port and data directory."""
+        assert self.base is not None, "start() first"
         options = " ".join(
             [
                 f"-p {self.port}",
@@ -89,7 +95,7 @@ class PostgresServer:
         self._run(
             "pg_ctl",
             "-D",
-            str(data),
+            str(self.base / "data"),
             "-l",
             str(self.base / "server.log"),
             "-o",
@@ -99,7 +105,11 @@ class PostgresServer:
             str(_START_TIMEOUT_S),
             "start",
         )
-        return self
+
+    def pause(self) -> None:
+        """Stop the server but keep its data, as an outage that ``resume`` ends."""
+        assert self.base is not None, "start() first"
+        self._run("pg_ctl", "-D", str(self.base / "data"), "-m", "fast", "-w", "stop")
 
     def create_database(self, name: str) -> str:
         """Create ``name`` and return its SQLAlchemy URL."""
@@ -120,7 +130,8 @@ class PostgresServer:
         if self.base is None:
             return
         try:
-            self._run("pg_ctl", "-D", str(self.base / "data"), "-m", "fast", "-w", "stop")
+            if (self.base / "data" / "postmaster.pid").exists():
+                self.pause()
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None

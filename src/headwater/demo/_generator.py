@@ -59,6 +59,7 @@ class EventGenerator:
         malformed_rate: float = 0.002,
         test_order_rate: float = 0.05,
         seed: int | None = None,
+        marker_interval_s: float | None = None,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, not {rate}")
@@ -70,6 +71,8 @@ class EventGenerator:
         self.malformed_rate = malformed_rate
         self.test_order_rate = test_order_rate
         self.rng = random.Random(seed)
+        self.marker_interval_s = marker_interval_s
+        self.markers = 0
         self.stats = GeneratorStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -154,11 +157,30 @@ class EventGenerator:
             self._send(TEMPERATURES, sensor, orjson.dumps(reading))
             self.stats.readings += 1
 
+    def emit_marker(self) -> None:
+        """An order with a known id (``marker-N``) whose arrival downstream can be timed."""
+        self.markers += 1
+        order = {
+            "order_id": f"marker-{self.markers:06d}",
+            "customer_id": "c0000",
+            "amount": 1.0,
+            "items": 1,
+            "test": False,
+            "ts": int(time.time() * 1000),
+        }
+        self._send(ORDERS, str(order["order_id"]), orjson.dumps(order))
+        self.stats.orders += 1
+        self.stats.revenue += 1.0
+
     def run(self) -> None:
         """Produce at ``rate`` events/s until :meth:`stop`; paced in 10 ms steps."""
         started = time.monotonic()
         sent = 0
+        next_marker = started
         while not self._stop.is_set():
+            if self.marker_interval_s is not None and time.monotonic() >= next_marker:
+                self.emit_marker()
+                next_marker += self.marker_interval_s
             due = int((time.monotonic() - started) * self.rate)
             while sent < due and not self._stop.is_set():
                 self.emit_one()

@@ -51,6 +51,26 @@ class DemoSettings:
     seed: int | None = None
 
 
+def create_demo_topics(bootstrap: str) -> None:
+    """The demo's input and output topics (internal topics are the pipeline's own)."""
+    admin = Admin(bootstrap)
+    existing = admin.list_topics()
+    wanted: dict[str, tuple[int, dict[str, str]]] = {
+        gen.CUSTOMERS: (1, {"cleanup.policy": "compact"}),
+        gen.ORDERS: (PARTITIONS, {}),
+        gen.CLICKS: (PARTITIONS, {}),
+        gen.TEMPERATURES: (PARTITIONS, {}),
+        ENRICHED: (PARTITIONS, {}),
+        REVENUE: (PARTITIONS, {"cleanup.policy": "compact"}),
+        CLICK_COUNTS: (PARTITIONS, {"cleanup.policy": "compact"}),
+        ALERTS: (1, {}),
+    }
+    for topic, (partitions, configs) in wanted.items():
+        if topic not in existing:
+            with contextlib.suppress(AdminError):
+                admin.create_topic(topic, partitions, configs)
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -122,22 +142,7 @@ class Demo:
             self._app_errors.append(exc)
 
     def _create_topics(self) -> None:
-        admin = Admin(self.bootstrap)
-        existing = admin.list_topics()
-        wanted: dict[str, tuple[int, dict[str, str]]] = {
-            gen.CUSTOMERS: (1, {"cleanup.policy": "compact"}),
-            gen.ORDERS: (PARTITIONS, {}),
-            gen.CLICKS: (PARTITIONS, {}),
-            gen.TEMPERATURES: (PARTITIONS, {}),
-            ENRICHED: (PARTITIONS, {}),
-            REVENUE: (PARTITIONS, {"cleanup.policy": "compact"}),
-            CLICK_COUNTS: (PARTITIONS, {"cleanup.policy": "compact"}),
-            ALERTS: (1, {}),
-        }
-        for topic, (partitions, configs) in wanted.items():
-            if topic not in existing:
-                with contextlib.suppress(AdminError):
-                    admin.create_topic(topic, partitions, configs)
+        create_demo_topics(self.bootstrap)
 
     def _start_console(self) -> None:
         from headwater.console import ConsoleServer  # type: ignore[import-not-found,unused-ignore]

@@ -18,7 +18,7 @@ import pytest
 from headwater.client import Admin, TopicPartition, new_consumer, new_producer
 from headwater.console import ConsoleError, ConsoleServer, create_console
 from headwater.monitor import consumer_lag, lag_snapshot
-from headwater.testing import render
+from headwater.testing import BrowserError, render
 
 ORDERS, CLICKS, READINGS = "orders", "clicks", "readings"
 MINUTE_MS = 60_000
@@ -261,3 +261,16 @@ def test_a_busy_port_is_refused_with_a_clear_error() -> None:
 def test_create_console_is_a_plain_asgi_app() -> None:
     app = create_console(BrokenSource())
     assert {getattr(r, "path", None) for r in app.routes} >= {"/", "/api/metrics", "/api/health"}
+
+
+def test_page_says_disconnected_while_the_source_fails() -> None:
+    with ConsoleServer(BrokenSource()) as console:
+        dom = render(console.url, screenshot=None, wait_ms=2500)
+    assert re.search(r'<body[^>]*data-updates="0"', dom)
+    assert "disconnected: metrics answered 503" in dom
+
+
+def test_render_without_chromium_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(BrowserError, match="scripts/install-test-tools"):
+        render("http://127.0.0.1:1/", screenshot=None)

@@ -12,6 +12,7 @@ the insert time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -180,7 +181,8 @@ class DuckDBSink(Sink):
                 )
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
-                cur.execute("ROLLBACK")
+                with contextlib.suppress(duckdb.Error):
+                    cur.execute("ROLLBACK")
                 if isinstance(exc, duckdb.ConstraintException | duckdb.ConversionException):
                     raise BatchRejected(str(exc).splitlines()[0]) from exc
                 if isinstance(exc, duckdb.IOException | duckdb.TransactionException):

@@ -255,7 +255,9 @@ class SinkRunner:
         for start in starts:
             progress = self._progress(start.topic, start.partition)
             progress.committed = start.committed
-        overrides = self.sink.assigned(starts)
+        overrides = self._writer.retrying(
+            "prepare assigned partitions", lambda: self.sink.assigned(starts)
+        )
         for tp in partitions:
             chosen = overrides.get((tp.topic, tp.partition))
             if chosen is not None:

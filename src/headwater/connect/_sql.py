@@ -10,12 +10,15 @@ row-by-row inserts.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import psycopg
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, inspect
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -26,7 +29,6 @@ from headwater.connect._sql_errors import classify
 from headwater.connect._sql_table import (
     META_COLUMNS,
     SqlMode,
-    TableError,
     TableShape,
     add_columns,
     create_table,
@@ -73,18 +75,16 @@ class SqlSink(Sink):
     def write(self, batch: Sequence[SinkRecord]) -> list[Rejected]:
         try:
             self._prepare(batch)
-        except TableError:
-            raise
-        except Exception as exc:
-            raise classify(exc) from exc
-        assert self._shape is not None and self._rows is not None
-        rows, rejected = self._rows_of(batch, self._rows)
-        if rows:
-            try:
+            assert self._shape is not None and self._rows is not None
+            rows, rejected = self._rows_of(batch, self._rows)
+            if rows:
                 with self.engine.begin() as conn:
                     self._insert(conn, self._shape, rows)
-            except Exception as exc:
-                raise classify(exc) from exc
+        except (sa_exc.SQLAlchemyError, psycopg.Error, sqlite3.Error) as exc:
+            mapped = classify(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         return rejected
 
     def close(self) -> None:

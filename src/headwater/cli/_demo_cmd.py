@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from headwater.cli._common import fail
+from headwater.console import ConsoleError
 from headwater.demo import Demo, DemoSettings
 
 
@@ -108,8 +110,11 @@ def demo(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     running = Demo(settings)
     try:
-        with console.status("starting broker, pipeline and sinks…"):
-            running.start()
+        try:
+            with console.status("starting broker, pipeline and sinks…"):
+                running.start()
+        except ConsoleError as exc:
+            raise fail(f"{exc} (for example --dashboard-port 0 picks a free port)") from None
         console.print(f"broker on [bold]{running.bootstrap}[/], data in {data_dir}")
         if running.dashboard_url:
             console.print(

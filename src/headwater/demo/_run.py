@@ -21,6 +21,7 @@ from typing import Any
 from headwater.broker import BrokerConfig, BrokerThread
 from headwater.client import Admin, AdminError
 from headwater.connect import DuckDBSink, SinkRunner
+from headwater.console import ConsoleServer
 from headwater.demo import _generator as gen
 from headwater.demo._pipeline import (
     ALERTS,
@@ -31,6 +32,7 @@ from headwater.demo._pipeline import (
     build_pipeline,
 )
 from headwater.demo._sinks import build_sinks
+from headwater.monitor import LagMonitor
 from headwater.streams import App, Guarantee
 
 log = logging.getLogger("headwater.demo")
@@ -87,14 +89,14 @@ class Demo:
         self.app: App | None = None
         self.runners: list[SinkRunner] = []
         self.live: DuckDBSink | None = None
-        self.console: Any = None
+        self.console: ConsoleServer | None = None
+        self.lag: LagMonitor | None = None
         self.started_at = time.time()
         self._threads: list[threading.Thread] = []
         self._app_errors: list[BaseException] = []
         self._stop_sampling = threading.Event()
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=HISTORY)
         self._freshness: deque[tuple[float, float]] = deque(maxlen=HISTORY)
-        self._lag: dict[str, dict[str, Any]] = {}
 
     # Start -------------------------------------------------------------------------------------
 
@@ -124,6 +126,8 @@ class Demo:
             runner.start()
         self.generator.start()
         self._spawn("demo-sampler", self._sample_loop)
+        groups = [APP_ID] + [runner.settings.group_id for runner in self.runners]
+        self.lag = LagMonitor(self.bootstrap, groups, interval_s=2.0).start()
         if self.settings.dashboard:
             self._start_console()
         return self
@@ -145,8 +149,6 @@ class Demo:
         create_demo_topics(self.bootstrap)
 
     def _start_console(self) -> None:
-        from headwater.console import ConsoleServer  # type: ignore[import-not-found,unused-ignore]
-
         self.console = ConsoleServer(self, port=self.settings.dashboard_port).start()
 
     @property
@@ -156,8 +158,6 @@ class Demo:
     # Sampling ----------------------------------------------------------------------------------
 
     def _sample_loop(self) -> None:
-        admin = Admin(self.bootstrap)
-        last_lag = 0.0
         while not self._stop_sampling.wait(SAMPLE_S):
             now = time.time()
             generated = 0 if self.generator is None else self.generator.stats.total
@@ -169,23 +169,6 @@ class Demo:
             freshness = self.freshness_ms() if generating else None
             if freshness is not None:
                 self._freshness.append((now, freshness))
-            if now - last_lag >= 2.0:
-                last_lag = now
-                with contextlib.suppress(Exception):
-                    self._lag = self._read_lag(admin)
-
-    def _read_lag(self, admin: Admin) -> dict[str, dict[str, Any]]:
-        groups = [APP_ID] + [runner.settings.group_id for runner in self.runners]
-        out: dict[str, dict[str, Any]] = {}
-        for group in groups:
-            described = admin.describe_group(group)
-            partitions = {
-                f"{topic}[{partition}]": lag
-                for topic, partition, _committed, lag in described.offsets
-                if lag >= 0 and not topic.startswith(APP_ID)
-            }
-            out[group] = {"total": sum(partitions.values()), "partitions": partitions}
-        return out
 
     def freshness_ms(self) -> float | None:
         """Event-to-query freshness now: how old the newest order visible in DuckDB is."""
@@ -271,7 +254,7 @@ class Demo:
                 {"key": str(k), "value": float(v), "score": float(s), "timestamp": int(t)}
                 for k, v, s, t in alerts
             ],
-            "lag": self._lag,
+            "lag": {} if self.lag is None else self.lag.snapshot(),
             "freshness_ms": {
                 "last": freshness[-1] if freshness else None,
                 "p50": _percentile(recent, 0.5),
@@ -313,6 +296,8 @@ class Demo:
         for runner in self.runners:
             runner.join(60)
         self._stop_sampling.set()
+        if self.lag is not None:
+            self.lag.stop()
         if self.console is not None:
             self.console.stop()
         if self.live is not None:

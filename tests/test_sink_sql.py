@@ -248,3 +248,19 @@ def test_a_missing_unique_key_is_reported_clearly(bootstrap: str, tmp_path: Path
 
 def test_postgres_fixture_is_a_real_server(postgres: PostgresServer) -> None:  # noqa: F811
     assert _rows(postgres.url(), "SELECT version()")[0][0].startswith("PostgreSQL 15")
+
+
+def test_each_sink_command_explains_its_options() -> None:
+    from typer.testing import CliRunner
+
+    from headwater.cli._app import app
+
+    for kind, options in {
+        "sql": ["--mode", "--key", "--table", "--add-columns"],
+        "parquet": ["--rotate-rows", "--rotate-seconds", "--time-field", "--s3-endpoint"],
+        "duckdb": ["--query", "--poll-ms"],
+    }.items():
+        result = CliRunner().invoke(app, ["sink", kind, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        for option in [*options, "--topic", "--group", "--dlq-topic", "--batch-size"]:
+            assert option in result.output, (kind, option)

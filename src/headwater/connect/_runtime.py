@@ -74,6 +74,7 @@ class SinkRunner:
         sink: Sink,
         settings: SinkSettings,
         on_progress: Callable[[SinkStats], None] | None = None,
+        stop_event: threading.Event | None = None,
     ) -> None:
         if not settings.topics:
             raise ValueError("a sink needs at least one topic to consume")
@@ -83,7 +84,8 @@ class SinkRunner:
         self.settings = settings
         self.on_progress = on_progress
         self.stats = SinkStats()
-        self._stop = threading.Event()
+        # Sharing one event lets an application stop several runners (and itself) at once.
+        self._stop = stop_event or threading.Event()
         self._writer = BatchWriter(sink, settings.backoff, self._stop, self.stats)
         self._pending: dict[TopicPartitionKey, int] = {}
         self._thread: threading.Thread | None = None

@@ -205,3 +205,7 @@ class EventGenerator:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(60)
+        self._producer.flush(30)
+        close = getattr(self._producer, "close", None)
+        if close is not None:
+            close()

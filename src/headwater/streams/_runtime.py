@@ -196,6 +196,7 @@ class Runner:
                 self._producer.abort_transaction(10)
                 self.in_transaction = False
             self._producer.flush(30)
+            _close(self._producer)
             self._restorer.close()
             for task in self.tasks.values():
                 self._close_task(task)
@@ -477,3 +478,10 @@ class Runner:
                 self._consumer.seek(tp)
             else:
                 self._consumer.seek(TopicPartition(tp.topic, tp.partition, -2))
+
+
+def _close(producer: Producer) -> None:
+    """Release the producer's connections now rather than when it is garbage collected."""
+    close = getattr(producer, "close", None)  # Producer.close arrived in confluent-kafka 2.x
+    if close is not None:
+        close()

@@ -247,3 +247,54 @@ def test_admin_sees_open_transactions(bootstrap: str) -> None:
         assert [p.producer_id for p in active] == [state.producer_id]
         assert active[0].current_txn_start_offset == 0
     producer.abort_transaction(30)
+
+
+def test_lost_add_partitions_fences_the_producer(broker: BrokerThread) -> None:
+    """A power cut can lose an unsynced AddPartitionsToTxn while the transaction's data (fsynced
+    by acks=all) survives. Recovery aborts that data; the producer's retried EndTxn(commit)
+    must then be refused, not answered as a success for data that was aborted."""
+    bootstrap = broker.bootstrap
+    with connect(bootstrap) as sock:
+        call(sock, 3, 12, {"topics": [{"name": "pc"}], "allow_auto_topic_creation": True})
+        init = _raw_txn(
+            sock,
+            22,
+            {
+                "transactional_id": "t-pc",
+                "transaction_timeout": 60000,
+                "producer_id": -1,
+                "producer_epoch": -1,
+            },
+        )
+        pid, epoch = init.producer_id, init.producer_epoch  # type: ignore[attr-defined]
+    broker.stop()
+    data_dir: Path = broker.config.data_dir
+    # The surviving data of the transaction whose AddPartitionsToTxn was lost.
+    from headwater.protocol import split_batches
+    from headwater.storage import LogConfig, PartitionLog
+
+    batch = build_batch(
+        [NewRecord(None, b"aborted-by-recovery", 1_700_000_000_000)],
+        producer_id=pid,
+        producer_epoch=epoch,
+        base_sequence=0,
+        transactional=True,
+    )
+    log = PartitionLog.open(data_dir / "pc-0", LogConfig(), now_ms=int(time.time() * 1000))
+    log.append(batch, split_batches(batch), now_ms=int(time.time() * 1000))
+    log.flush()
+    log.close()
+    with embedded_broker(data_dir) as again, connect(again.bootstrap) as sock:
+        end = _raw_txn(
+            sock,
+            26,
+            {
+                "transactional_id": "t-pc",
+                "producer_id": pid,
+                "producer_epoch": epoch,
+                "committed": True,
+            },
+        )
+        assert end.error_code != 0  # type: ignore[attr-defined]
+        assert _read(again.bootstrap, "pc") == []
+        assert _read(again.bootstrap, "pc", "read_uncommitted") == [b"aborted-by-recovery"]

@@ -83,6 +83,7 @@ class TransactionCoordinator:
             for tp in meta.partitions
         }
         now = self._broker.now_ms()
+        orphans: set[int] = set()
         for partition in self._broker.topics.all_partitions():
             tp = (partition.topic, partition.index)
             for pid in list(partition.producers.ongoing):
@@ -95,6 +96,23 @@ class TransactionCoordinator:
                     )
                     epoch = partition.producers.producers().get(pid, (0, 0, 0))[0]
                     self._write_marker(partition, pid, epoch, committed=False, now_ms=now)
+                    orphans.add(pid)
+        await self._fence_orphans(orphans)
+
+    async def _fence_orphans(self, orphans: set[int]) -> None:
+        """Bump the epoch of producers whose transaction recovery just aborted.
+
+        Their AddPartitionsToTxn was lost (written, not yet fsynced, when the power went), so
+        the coordinator's record shows no open transaction. Without a new epoch, the producer's
+        retried EndTxn(commit) would be answered as a success for data that was aborted; with
+        it, the producer is told it was fenced and must start over, as when a transaction
+        times out.
+        """
+        for meta in list(self.store.transactions.values()):
+            if meta.producer_id in orphans and meta.state != ONGOING:
+                async with self._lock(meta.transactional_id):
+                    self._bump_epoch(meta)
+                    await self._persist(meta)
 
     def _write_marker(
         self,

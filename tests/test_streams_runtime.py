@@ -141,3 +141,13 @@ def test_state_restores_from_changelog_on_a_new_machine(
         finals[value["key"]] = max(finals.get(value["key"], 0), value["count"])
     assert finals == {f"k{i}": 30 for i in range(5)}
     assert len(out) == 150
+
+
+def test_join_of_topics_not_copartitioned_is_a_clear_error(bootstrap: str, tmp_path: Path) -> None:
+    create_topics(bootstrap, {"left-4": 4, "right-2": 2})
+    app = App("copart-app", bootstrap, state_dir=tmp_path)
+    app.stream("left-4").join(app.stream("right-2"), lambda a, b: a, within_ms=1000).to_topic(
+        "joined"
+    )
+    with pytest.raises(StreamsError, match=r"not co-partitioned \(left-4=4, right-2=2\)"):
+        app.run()

@@ -17,7 +17,8 @@ from headwater.cli import (
 
 app = typer.Typer(
     name="headwater",
-    help="Real-time data ingestion on the Kafka protocol: broker, topics, produce, consume.",
+    help="Real-time data ingestion on the Kafka protocol: broker, streams demo, sinks, "
+    "schema registry, contracts, topics and groups.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

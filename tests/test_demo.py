@@ -85,6 +85,10 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert snapshot["rates"]["events_in_per_s"] > 0
         assert snapshot["freshness_ms"]["p50"] < 5_000
         assert "demo-pipeline" in snapshot["lag"]
+        registry = re.search(r"schema registry: (http://127\.0\.0\.1:\d+)", "".join(lines))
+        assert registry is not None
+        subjects = httpx.get(f"{registry.group(1)}/subjects", timeout=10).json()
+        assert sorted(subjects) == ["clicks-value", "orders-value", "temperatures-value"]
         screenshot = tmp_path / "dashboard.png"
         dom = render(url, screenshot=screenshot, wait_ms=3000)
         updates = re.search(r'data-updates="(\d+)"', dom)
@@ -113,6 +117,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert summary["pipeline"]["dead_letters"] == generated["malformed"]
     assert summary["sql"]["alerts"] <= generated["spikes"]
     assert summary["pipeline"]["errors"] == []
+    assert len(set(summary["registry"]["schema_ids"].values())) == 3
 
     # The stores themselves, read directly.
     with closing(sqlite3.connect(data / "demo.sqlite")) as db:

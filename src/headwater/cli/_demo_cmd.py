@@ -78,6 +78,12 @@ def demo(
     ] = 8050,
     dashboard: Annotated[bool, typer.Option(help="Serve the live dashboard.")] = True,
     broker_port: Annotated[int, typer.Option(help="Broker port; 0 picks a free one.")] = 0,
+    registry_port: Annotated[
+        int, typer.Option(help="Schema registry port on 127.0.0.1; 0 picks a free one.")
+    ] = 8081,
+    registry: Annotated[
+        bool, typer.Option(help="Run the schema registry with the demo's schemas.")
+    ] = True,
     guarantee: Annotated[
         str, typer.Option(help="Pipeline guarantee: exactly-once or at-least-once.")
     ] = "exactly-once",
@@ -102,6 +108,8 @@ def demo(
         broker_port=broker_port,
         dashboard_port=dashboard_port,
         dashboard=dashboard,
+        registry_port=registry_port,
+        registry=registry,
         guarantee=guarantee,  # type: ignore[arg-type]
         seed=seed,
     )
@@ -115,7 +123,16 @@ def demo(
                 running.start()
         except ConsoleError as exc:
             raise fail(f"{exc} (for example --dashboard-port 0 picks a free port)") from None
+        except RuntimeError as exc:
+            if "registry could not listen" not in str(exc):
+                raise
+            raise fail(f"{exc}; choose another --registry-port (0 picks a free one)") from None
         console.print(f"broker on [bold]{running.bootstrap}[/], data in {data_dir}")
+        if running.registry_url:
+            console.print(
+                f"schema registry: {running.registry_url} "
+                f"({len(running.schema_ids)} JSON schemas registered)"
+            )
         if running.dashboard_url:
             console.print(
                 f"dashboard: [bold link={running.dashboard_url}]{running.dashboard_url}[/]"

@@ -31,8 +31,10 @@ from headwater.demo._pipeline import (
     REVENUE,
     build_pipeline,
 )
+from headwater.demo._schemas import register_schemas
 from headwater.demo._sinks import build_sinks
 from headwater.monitor import LagMonitor
+from headwater.registry import RegistryServer
 from headwater.streams import App, Guarantee
 
 log = logging.getLogger("headwater.demo")
@@ -49,6 +51,8 @@ class DemoSettings:
     broker_port: int = 0
     dashboard_port: int = 8050
     dashboard: bool = True
+    registry_port: int = 8081
+    registry: bool = True
     guarantee: Guarantee = "exactly-once"
     seed: int | None = None
 
@@ -90,6 +94,8 @@ class Demo:
         self.runners: list[SinkRunner] = []
         self.live: DuckDBSink | None = None
         self.console: ConsoleServer | None = None
+        self.registry: RegistryServer | None = None
+        self.schema_ids: dict[str, int] = {}
         self.lag: LagMonitor | None = None
         self.started_at = time.time()
         self._threads: list[threading.Thread] = []
@@ -115,6 +121,10 @@ class Demo:
         self.broker = BrokerThread(config)
         self.broker.start()
         self._create_topics()
+        if self.settings.registry:
+            self.registry = RegistryServer(self.bootstrap, port=self.settings.registry_port)
+            self.registry.start()
+            self.schema_ids = register_schemas(self.registry.url)
         self.generator = gen.EventGenerator(
             self.bootstrap, rate=self.settings.rate, seed=self.settings.seed
         )
@@ -150,6 +160,10 @@ class Demo:
 
     def _start_console(self) -> None:
         self.console = ConsoleServer(self, port=self.settings.dashboard_port).start()
+
+    @property
+    def registry_url(self) -> str | None:
+        return None if self.registry is None else self.registry.url
 
     @property
     def dashboard_url(self) -> str | None:
@@ -303,6 +317,8 @@ class Demo:
         if self.live is not None:
             with contextlib.suppress(Exception):
                 self.live.close()
+        if self.registry is not None:
+            self.registry.stop()
         if self.broker is not None:
             self.broker.stop()
 
@@ -345,6 +361,7 @@ class Demo:
                 "revenue_windows": len(self._sql("SELECT 1 FROM revenue_per_minute")),
             },
             "parquet": {"orders": parquet_rows},
+            "registry": {"url": self.registry_url, "schema_ids": self.schema_ids},
             "duckdb": {"orders": duck},
             "freshness_ms": self.snapshot()["freshness_ms"],
         }

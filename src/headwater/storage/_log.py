@@ -259,12 +259,25 @@ class PartitionLog:
 
     def _sync_locked(self, *, force_checkpoint: bool) -> int:
         end, seg, position = self._tail
+        point = self._checkpoint
+        checkpoint_due = (
+            force_checkpoint
+            or point is None
+            or point[1] != seg.base_offset
+            or position - point[2] >= CHECKPOINT_INTERVAL_BYTES
+        ) and point != (end, seg.base_offset, position)
         try:
             for old in self._pending_sync:
                 old.sync()
                 old.close_index_fds()
             self._pending_sync.clear()
-            seg.sync()
+            # Recovery trusts index entries only below the recovery point and rebuilds the
+            # rest from the log, so the index files need an fsync only before a new recovery
+            # point is written; in between, one fsync of the log file makes data durable.
+            if checkpoint_due:
+                seg.sync()
+            else:
+                seg.sync_log()
             if self._dir_dirty:
                 fsync_dir(self.directory)
                 self._dir_dirty = False
@@ -272,13 +285,7 @@ class PartitionLog:
             # After a failed fsync the page cache may have dropped the data; never claim it.
             self._poisoned = exc
             raise
-        point = self._checkpoint
-        if (
-            force_checkpoint
-            or point is None
-            or point[1] != seg.base_offset
-            or position - point[2] >= CHECKPOINT_INTERVAL_BYTES
-        ) and point != (end, seg.base_offset, position):
+        if checkpoint_due:
             try:
                 write_checkpoint(self.directory / RECOVERY_POINT, end, seg.base_offset, position)
                 self._checkpoint = (end, seg.base_offset, position)

@@ -143,6 +143,11 @@ class Segment:
             if fd is not None:
                 os.fsync(fd)
 
+    def sync_log(self) -> None:
+        """fsync the data file only (its indexes are rebuilt from it after a crash)."""
+        if self.fd is not None:
+            os.fsync(self.fd)
+
     def close_index_fds(self) -> None:
         for fd in (self.index_fd, self.time_fd):
             if fd is not None:

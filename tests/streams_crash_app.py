@@ -1,6 +1,6 @@
 """A counting app run as a separate process by the streams crash tests (killed with -9).
 
-Usage: python streams_crash_app.py BOOTSTRAP STATE_DIR GUARANTEE
+Usage: python streams_crash_app.py BOOTSTRAP STATE_DIR GUARANTEE [counter|window]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class KeyCounter(Processor):
 
 def main() -> None:
     bootstrap, state_dir, guarantee = sys.argv[1:4]
+    mode = sys.argv[4] if len(sys.argv) > 4 else "counter"
     app = App(
         "crash-app",
         bootstrap,
@@ -37,7 +38,12 @@ def main() -> None:
         batch_size=50,
         consumer_overrides={"session.timeout.ms": 6000},
     )
-    app.stream("crash-in").process(KeyCounter, stores=("counts",)).to_topic("crash-out")
+    if mode == "window":
+        app.stream("crash-in", timestamp_fn=lambda v: v["ts"]).tumbling_window(1000).count(
+            emit="update", name="per-second"
+        ).to_topic("crash-out")
+    else:
+        app.stream("crash-in").process(KeyCounter, stores=("counts",)).to_topic("crash-out")
     print("running", flush=True)
     app.run()
 

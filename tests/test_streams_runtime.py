@@ -151,3 +151,18 @@ def test_join_of_topics_not_copartitioned_is_a_clear_error(bootstrap: str, tmp_p
     )
     with pytest.raises(StreamsError, match=r"not co-partitioned \(left-4=4, right-2=2\)"):
         app.run()
+
+
+def test_output_that_cannot_be_serialized_is_parked(bootstrap: str, tmp_path: Path) -> None:
+    create_topics(bootstrap, {"raw": 1, "cooked": 1})
+    produce_json(bootstrap, "raw", [("a", {"n": 1}), ("b", {"n": 2}), ("c", {"n": 3})])
+    app = App("serialize-app", bootstrap, state_dir=tmp_path)
+    app.stream("raw").map(lambda v: {"n": v["n"], "bad": {1, 2}} if v["n"] == 2 else v).to_topic(
+        "cooked"
+    )
+    with running(app):
+        out = read_all(bootstrap, "cooked", 2)
+        dead = read_all(bootstrap, "serialize-app-dead-letters", 1)
+    assert sorted(json.loads(m.value())["n"] for m in out) == [1, 3]
+    assert [m.key() for m in dead] == [b"b"]
+    assert b"not JSON-serializable" in dict(dead[0].headers())["hw.dlq.error"]

@@ -38,6 +38,7 @@ from headwater.client._serde import (
     StringSerde,
     deserialize_many,
     serde,
+    serialize_many,
 )
 from headwater.client._topic_table import TopicTable, TopicTableError
 
@@ -85,4 +86,5 @@ __all__ = [
     "producer_config",
     "read_lineage",
     "serde",
+    "serialize_many",
 ]

@@ -33,6 +33,15 @@ def deserialize_many(codec: Serde, datas: list[bytes | None], topic: str) -> lis
     return [deserialize(data, topic) for data in datas]
 
 
+def serialize_many(codec: Serde, values: list[Any], topic: str) -> list[bytes | None]:
+    """A whole batch through ``codec`` in one comprehension (no per-record method lookups)."""
+    batch = getattr(codec, "serialize_many", None)
+    if batch is not None:
+        return list(batch(values, topic))
+    serialize = codec.serialize
+    return [serialize(value, topic) for value in values]
+
+
 class BytesSerde:
     """Passes bytes through untouched; ``None`` stays ``None``."""
 
@@ -57,6 +66,12 @@ class StringSerde:
             return value
         return str(value).encode()
 
+    def serialize_many(self, values: list[Any], topic: str) -> list[bytes | None]:
+        return [
+            v.encode() if type(v) is str else self.serialize(v, topic)
+            for v in values
+        ]
+
     def deserialize(self, data: bytes | None, topic: str) -> Any:
         if data is None:
             return None
@@ -76,6 +91,13 @@ class JsonSerde:
             return orjson.dumps(value)
         except TypeError as exc:
             raise SerdeError(f"value for {topic!r} is not JSON-serializable: {exc}") from exc
+
+    def serialize_many(self, values: list[Any], topic: str) -> list[bytes | None]:
+        dumps = orjson.dumps
+        try:
+            return [None if v is None else dumps(v) for v in values]
+        except TypeError as exc:
+            raise SerdeError(f"a value for {topic!r} is not JSON-serializable: {exc}") from exc
 
     def deserialize(self, data: bytes | None, topic: str) -> Any:
         if data is None:

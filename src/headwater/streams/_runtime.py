@@ -14,6 +14,7 @@ the changelog and the committed offsets say.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
@@ -34,6 +35,7 @@ from headwater.client import (
     deserialize_many,
     new_consumer,
     new_producer,
+    serialize_many,
 )
 from headwater.streams._core import Record
 from headwater.streams._graph import Graph, Node, SinkSpec, SourceSpec
@@ -341,33 +343,52 @@ class Runner:
     def emit(self, sink: SinkSpec, records: list[Record], node: Node) -> None:
         """Produce a task's output records (the task's Emitter)."""
         topic = sink.topic
-        kser = sink.key_serde.serialize
-        vser = sink.value_serde.serialize
+        records, keys, values = self._serialize(sink, records, node)
         produce = self._producer.produce
         lineage = self.settings.lineage and not sink.internal
         transform = f"{self.settings.app_id}/{node.name}@{self._processed_at}".encode()
         prefixes: dict[tuple[str, int], bytes] = {}
-        for r in records:
-            key = kser(r.key, topic)
-            value = vser(r.value, topic)
+        for r, key, value in zip(records, keys, values, strict=True):
+            headers: Any = None
+            if lineage:
+                prefix = prefixes.get((r.topic, r.partition))
+                if prefix is None:
+                    prefix = prefixes[(r.topic, r.partition)] = f"{r.topic}/{r.partition}/".encode()
+                headers = [("hw.source", b"%s%d" % (prefix, r.offset)), ("hw.transform", transform)]
             while True:
                 try:
-                    if lineage:
-                        prefix = prefixes.get((r.topic, r.partition))
-                        if prefix is None:
-                            prefix = f"{r.topic}/{r.partition}/".encode()
-                            prefixes[(r.topic, r.partition)] = prefix
-                        headers: Any = [
-                            ("hw.source", b"%s%d" % (prefix, r.offset)),
-                            ("hw.transform", transform),
-                        ]
-                        produce(topic, value, key, timestamp=r.timestamp, headers=headers)
-                    else:
+                    if headers is None:
                         produce(topic, value, key, timestamp=r.timestamp)
+                    else:
+                        produce(topic, value, key, timestamp=r.timestamp, headers=headers)
                     break
                 except BufferError:
                     self._producer.poll(0.01)
         self.stats.produced += len(records)
+
+    def _serialize(
+        self, sink: SinkSpec, records: list[Record], node: Node
+    ) -> tuple[list[Record], list[bytes | None], list[bytes | None]]:
+        """Keys and values as bytes, a batch per call; records that cannot be serialized go
+        to the dead letters instead of stopping the app."""
+        topic = sink.topic
+        with contextlib.suppress(Exception):  # on failure, find the culprits one by one
+            keys = serialize_many(sink.key_serde, [r.key for r in records], topic)
+            values = serialize_many(sink.value_serde, [r.value for r in records], topic)
+            return records, keys, values
+        kept: list[Record] = []
+        keys, values = [], []
+        for r in records:
+            try:
+                key = sink.key_serde.serialize(r.key, topic)
+                value = sink.value_serde.serialize(r.value, topic)
+            except Exception as exc:
+                self._dead_letter(r, exc, f"{node.name} -> {topic}")
+                continue
+            kept.append(r)
+            keys.append(key)
+            values.append(value)
+        return kept, keys, values
 
     def _dead_letter(self, record: Record, error: BaseException, stage: str) -> None:
         spec = self.sources[record.topic].source if record.topic in self.sources else None

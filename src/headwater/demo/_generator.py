@@ -77,6 +77,9 @@ class EventGenerator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._order_seq = 0
+        #: Order ids start with ``o-<run id>-`` so each run's orders can be told apart in
+        #: stores that keep earlier runs' data.
+        self.run_id = f"{int(time.time()):x}"
         self._baseline = {f"sensor-{i:02d}": self.rng.uniform(18.0, 24.0) for i in range(sensors)}
         self._producer: Producer = new_producer(
             bootstrap,
@@ -127,7 +130,7 @@ class EventGenerator:
             self._order_seq += 1
             test = rng.random() < self.test_order_rate
             amount = round(rng.lognormvariate(3.5, 0.8), 2)
-            order_id = f"o{self._order_seq:09d}"
+            order_id = f"o-{self.run_id}-{self._order_seq:09d}"
             order = {
                 "order_id": order_id,
                 "customer_id": f"c{rng.randrange(self.customers):04d}",
@@ -161,7 +164,7 @@ class EventGenerator:
         """An order with a known id (``marker-N``) whose arrival downstream can be timed."""
         self.markers += 1
         order = {
-            "order_id": f"marker-{self.markers:06d}",
+            "order_id": f"marker-{self.run_id}-{self.markers:06d}",
             "customer_id": "c0000",
             "amount": 1.0,
             "items": 1,

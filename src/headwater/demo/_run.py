@@ -208,12 +208,15 @@ class Demo:
         return rate_in, rate_out
 
     def _sql(self, query: str) -> list[tuple[Any, ...]]:
+        return self._sql_params(query, ())
+
+    def _sql_params(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         path = self.data_dir / "demo.sqlite"
         if not path.exists():
             return []
         try:
             with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-                return list(db.execute(query).fetchall())
+                return list(db.execute(query, params).fetchall())
         except sqlite3.Error:
             return []  # the table appears with the sink's first batch
 
@@ -328,9 +331,14 @@ class Demo:
     def summary(self) -> dict[str, Any]:
         """Counts from every stage, read from the stores themselves after stop()."""
         stats = self.generator.stats if self.generator is not None else gen.GeneratorStats()
-        parquet_rows = _parquet_rows(self.data_dir / "parquet")
-        duck = _duckdb_rows(self.data_dir / "live.duckdb")
-        sql_orders = self._sql("SELECT COUNT(*), COUNT(DISTINCT order_id) FROM orders")
+        prefix = f"o-{self.generator.run_id}-%" if self.generator is not None else "%"
+        parquet_rows = _parquet_rows(self.data_dir / "parquet", prefix)
+        duck = _duckdb_rows(self.data_dir / "live.duckdb", prefix)
+        sql_orders = self._sql_params(
+            "SELECT COUNT(*), COUNT(DISTINCT order_id), SUM(amount) FROM orders "
+            "WHERE order_id LIKE ?",
+            (prefix,),
+        )
         return {
             "generated": {
                 "orders": stats.orders,
@@ -354,9 +362,7 @@ class Demo:
             "sql": {
                 "orders": sql_orders[0][0] if sql_orders else 0,
                 "distinct_orders": sql_orders[0][1] if sql_orders else 0,
-                "revenue": round(
-                    float((self._sql("SELECT SUM(amount) FROM orders") or [(0,)])[0][0] or 0), 2
-                ),
+                "revenue": round(float(sql_orders[0][2] or 0), 2) if sql_orders else 0.0,
                 "alerts": len(self._sql("SELECT 1 FROM temperature_alerts")),
                 "revenue_windows": len(self._sql("SELECT 1 FROM revenue_per_minute")),
             },
@@ -367,7 +373,7 @@ class Demo:
         }
 
 
-def _parquet_rows(root: Path) -> int:
+def _parquet_rows(root: Path, prefix: str) -> int:
     if not root.exists():
         return 0
     import duckdb
@@ -376,18 +382,22 @@ def _parquet_rows(root: Path) -> int:
     if not files:
         return 0
     with contextlib.closing(duckdb.connect()) as db:
-        row = db.execute("SELECT COUNT(*) FROM read_parquet(?)", [files]).fetchone()
+        row = db.execute(
+            "SELECT COUNT(*) FROM read_parquet(?) WHERE order_id LIKE ?", [files, prefix]
+        ).fetchone()
     return 0 if row is None else int(row[0])
 
 
-def _duckdb_rows(path: Path) -> int:
+def _duckdb_rows(path: Path, prefix: str) -> int:
     if not path.exists():
         return 0
     import duckdb
 
     with contextlib.closing(duckdb.connect(str(path), read_only=True)) as db:
         try:
-            row = db.execute("SELECT COUNT(*) FROM orders").fetchone()
+            row = db.execute(
+                "SELECT COUNT(*) FROM orders WHERE order_id LIKE ?", [prefix]
+            ).fetchone()
         except duckdb.Error:
             return 0
     return 0 if row is None else int(row[0])

@@ -166,3 +166,19 @@ def test_output_that_cannot_be_serialized_is_parked(bootstrap: str, tmp_path: Pa
     assert sorted(json.loads(m.value())["n"] for m in out) == [1, 3]
     assert [m.key() for m in dead] == [b"b"]
     assert b"not JSON-serializable" in dict(dead[0].headers())["hw.dlq.error"]
+
+
+def test_missing_output_topic_is_created_with_the_sources_partitions(tmp_path: Path) -> None:
+    from headwater.client import Admin
+    from headwater.testing import embedded_broker
+
+    with embedded_broker(tmp_path / "data", auto_create_topics=False) as strict:
+        bootstrap = strict.bootstrap
+        create_topics(bootstrap, {"src-3": 3})
+        produce_json(bootstrap, "src-3", [(f"k{i}", {"i": i}) for i in range(30)])
+        app = App("create-app", bootstrap, state_dir=tmp_path / "state")
+        app.stream("src-3").to_topic("made-by-app")
+        with running(app):
+            out = read_all(bootstrap, "made-by-app", 30)
+        assert len(out) == 30
+        assert Admin(bootstrap).list_topics()["made-by-app"] == 3

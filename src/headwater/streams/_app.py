@@ -210,6 +210,13 @@ class App:
             count = 1 if topic == self.dead_letter_topic else partitions
             with contextlib.suppress(AdminError):  # another instance created it first
                 admin.create_topic(topic, count, configs)
+        for node in graph.sinks():
+            # Output topics that do not exist yet get the sources' partition count, so the app
+            # runs the same on a cluster whose brokers do not auto-create topics.
+            if node.sink is not None and node.sink.topic not in existing:
+                existing[node.sink.topic] = partitions
+                with contextlib.suppress(AdminError):
+                    admin.create_topic(node.sink.topic, partitions, {})
         return changelogs
 
     def _check_copartitioning(self, counts: dict[str, int]) -> None:

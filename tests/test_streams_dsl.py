@@ -252,3 +252,33 @@ def test_validate_parks_invalid_records_with_reasons() -> None:
     assert driver.values("out") == [{"id": 1, "amount": 5}]
     ((_, reason),) = driver.dead_letters
     assert "id is required" in reason and "amount out of range" in reason
+
+
+def test_apply_arrow_runs_vectorized_code_once_per_batch() -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    calls: list[int] = []
+
+    def hot(table: pa.Table) -> pa.Table:
+        calls.append(table.num_rows)
+        table = table.filter(pc.greater(table["celsius"], 30))
+        fahrenheit = pc.add(pc.multiply(table["celsius"], 9 / 5), 32)
+        return table.append_column("fahrenheit", fahrenheit).drop_columns(["celsius"])
+
+    app = make_app()
+    app.stream("temps").apply_arrow(hot).to_topic("hot")
+    driver = TestDriver(app)
+    driver.send_many(
+        "temps",
+        [
+            (f"s{i}", {"sensor": f"s{i}", "celsius": c}, 1000 + i)
+            for i, c in enumerate([20.0, 35.0, 40.0])
+        ],
+    )
+    assert calls == [3]
+    out = driver.output("hot")
+    assert [(r.key, r.timestamp, r.value) for r in out] == [
+        ("s1", 1001, {"sensor": "s1", "fahrenheit": 95.0}),
+        ("s2", 1002, {"sensor": "s2", "fahrenheit": 104.0}),
+    ]

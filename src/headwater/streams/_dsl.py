@@ -138,6 +138,13 @@ class Stream:
         names the durable state stores it uses (each gets a changelog topic)."""
         return self._then("process", factory, name, stores=stores)
 
+    def apply_arrow(self, fn: Callable[[Any], Any], *, name: str | None = None) -> Stream:
+        """``fn(pyarrow.Table) -> pyarrow.Table`` once per batch: dict values become columns,
+        plus ``_key``, ``_timestamp`` and ``_row``; output rows become records (see
+        :class:`headwater.streams._operators.ApplyArrow`). For Polars, convert inside ``fn``
+        with ``polars.from_arrow`` and back with ``.to_arrow()``."""
+        return self._then("apply-arrow", lambda: ops.ApplyArrow(fn), name)
+
     # Routing ---------------------------------------------------------------------------------
 
     def branch(self, *predicates: Callable[[Any], bool]) -> list[Stream]:

@@ -193,3 +193,58 @@ class Validate(Processor):
             if reasons:
                 raise ValidationError("; ".join(reasons))
         return records
+
+
+KEY_COLUMN = "_key"
+TIMESTAMP_COLUMN = "_timestamp"
+ROW_COLUMN = "_row"
+
+
+class ApplyArrow(Processor):
+    """``fn(table) -> table`` on a pyarrow Table of the batch's values (dicts become columns),
+    with the columns ``_key``, ``_timestamp`` and ``_row`` (the input position) added.
+
+    The output table's rows become the output records: ``_key`` and ``_timestamp`` set key and
+    event time when present, and a surviving ``_row`` keeps the input record's origin (for
+    lineage); other columns form the value. Vectorized code (``pyarrow.compute``, or Polars
+    through ``polars.from_arrow``) then runs once per batch.
+    """
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def process(self, records: list[Record], port: int = 0) -> list[Record]:
+        import pyarrow as pa  # type: ignore[import-untyped]
+
+        rows = []
+        for index, r in enumerate(records):
+            if not isinstance(r.value, dict):
+                raise TypeError(
+                    f"apply_arrow needs dict values (they become columns), got "
+                    f"{type(r.value).__name__}"
+                )
+            rows.append(
+                {**r.value, KEY_COLUMN: r.key, TIMESTAMP_COLUMN: r.timestamp, ROW_COLUMN: index}
+            )
+        result = self.fn(pa.Table.from_pylist(rows))
+        if not isinstance(result, pa.Table):
+            raise TypeError(f"apply_arrow function must return a pyarrow.Table, not {result!r}")
+        last = records[-1]
+        out: list[Record] = []
+        for row in result.to_pylist():
+            index = row.pop(ROW_COLUMN, None)
+            origin = records[index] if isinstance(index, int) else last
+            key = row.pop(KEY_COLUMN, origin.key)
+            timestamp = row.pop(TIMESTAMP_COLUMN, origin.timestamp)
+            out.append(
+                Record(
+                    key,
+                    row,
+                    timestamp,
+                    origin.headers,
+                    origin.topic,
+                    origin.partition,
+                    origin.offset,
+                )
+            )
+        return out

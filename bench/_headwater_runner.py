@@ -35,6 +35,17 @@ def main() -> None:
             return [{"id": v["id"], "key": v["key"], "scaled": v["value"] * 100} for v in values]
 
         stream.filter_batch(keep).map_batch(scale).to_topic(sink)
+    elif pipeline == "filter-map-arrow":
+        import pyarrow.compute as pc
+
+        def vectorized(table: Any) -> Any:
+            table = table.filter(pc.greater_equal(table["value"], 0.1))
+            scaled = pc.multiply(table["value"], 100)
+            return table.select(["id", "key", "_key", "_timestamp", "_row"]).append_column(
+                "scaled", scaled
+            )
+
+        stream.apply_arrow(vectorized).to_topic(sink)
     else:
         stream.tumbling_window(1000).count().to_topic(sink)
 

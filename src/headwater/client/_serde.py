@@ -67,10 +67,7 @@ class StringSerde:
         return str(value).encode()
 
     def serialize_many(self, values: list[Any], topic: str) -> list[bytes | None]:
-        return [
-            v.encode() if type(v) is str else self.serialize(v, topic)
-            for v in values
-        ]
+        return [v.encode() if type(v) is str else self.serialize(v, topic) for v in values]
 
     def deserialize(self, data: bytes | None, topic: str) -> Any:
         if data is None:

@@ -88,6 +88,12 @@ def demo(
         str, typer.Option(help="Pipeline guarantee: exactly-once or at-least-once.")
     ] = "exactly-once",
     seed: Annotated[int | None, typer.Option(help="Random seed for reproducible events.")] = None,
+    anomaly_rate: Annotated[
+        float, typer.Option(help="Share of temperature readings that are spikes (0 to 1).")
+    ] = 0.002,
+    malformed_rate: Annotated[
+        float, typer.Option(help="Share of records that are malformed JSON (0 to 1).")
+    ] = 0.002,
     summary_json: Annotated[
         Path | None, typer.Option(help="Also write the final summary as JSON to this file.")
     ] = None,
@@ -99,6 +105,9 @@ def demo(
     temperature anomalies and parks malformed records in a dead-letter topic; sinks write SQL
     tables (SQLite), Parquet files and a live DuckDB table.
     """
+    for name, share in (("--anomaly-rate", anomaly_rate), ("--malformed-rate", malformed_rate)):
+        if not 0 <= share <= 1:
+            raise typer.BadParameter("give a share between 0 and 1", param_hint=name)
     if guarantee not in ("exactly-once", "at-least-once"):
         raise typer.BadParameter("choose exactly-once or at-least-once", param_hint="--guarantee")
     console = Console()
@@ -112,6 +121,8 @@ def demo(
         registry=registry,
         guarantee=guarantee,  # type: ignore[arg-type]
         seed=seed,
+        anomaly_rate=anomaly_rate,
+        malformed_rate=malformed_rate,
     )
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -55,6 +55,8 @@ class DemoSettings:
     registry: bool = True
     guarantee: Guarantee = "exactly-once"
     seed: int | None = None
+    anomaly_rate: float = 0.002
+    malformed_rate: float = 0.002
 
 
 def create_demo_topics(bootstrap: str) -> None:
@@ -126,7 +128,11 @@ class Demo:
             self.registry.start()
             self.schema_ids = register_schemas(self.registry.url)
         self.generator = gen.EventGenerator(
-            self.bootstrap, rate=self.settings.rate, seed=self.settings.seed
+            self.bootstrap,
+            rate=self.settings.rate,
+            seed=self.settings.seed,
+            anomaly_rate=self.settings.anomaly_rate,
+            malformed_rate=self.settings.malformed_rate,
         )
         self.generator.seed_customers()
         self.app = build_pipeline(self.bootstrap, self.data_dir / "state", self.settings.guarantee)

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from headwater.cli._common import Bootstrap, fail
-from headwater.governance import ContractError, apply, check, load
 
 app = typer.Typer(help="Data contracts: one YAML file per topic.", no_args_is_help=True)
 
@@ -31,6 +30,8 @@ def apply_cmd(
 ) -> None:
     """Create or update each topic, set its compatibility, register its schema and turn on
     broker-side validation, as its contract says."""
+    from headwater.governance import ContractError, apply, load
+
     for path in files:
         try:
             actions = apply(load(path), bootstrap, registry)
@@ -47,6 +48,8 @@ def check_cmd(
     registry: RegistryUrl = "http://127.0.0.1:8081",
 ) -> None:
     """Report where topics or schemas differ from their contracts; exit 1 on any drift."""
+    from headwater.governance import ContractError, check, load
+
     drifted = False
     for path in files:
         try:

@@ -14,8 +14,6 @@ from rich.console import Console
 from rich.table import Table
 
 from headwater.cli._common import fail
-from headwater.console import ConsoleError
-from headwater.demo import Demo, DemoSettings
 
 
 def _status(snapshot: dict[str, Any]) -> str:
@@ -105,6 +103,10 @@ def demo(
     temperature anomalies and parks malformed records in a dead-letter topic; sinks write SQL
     tables (SQLite), Parquet files and a live DuckDB table.
     """
+    # Imported here so that other commands (the broker above all) do not load the whole stack.
+    from headwater.console import ConsoleError
+    from headwater.demo import Demo, DemoSettings
+
     for name, share in (("--anomaly-rate", anomaly_rate), ("--malformed-rate", malformed_rate)):
         if not 0 <= share <= 1:
             raise typer.BadParameter("give a share between 0 and 1", param_hint=name)

@@ -9,7 +9,10 @@ from typing import Annotated
 import typer
 
 from headwater.cli._common import fail
-from headwater.registry import SCHEMAS_TOPIC, RegistryServer
+
+# The registry's own topic name; headwater.registry (starlette, uvicorn, fastavro) is imported
+# only when the command runs.
+SCHEMAS_TOPIC = "_schemas"
 
 
 def registry(
@@ -45,6 +48,8 @@ def registry(
 
     Run one writing instance per topic; more instances may serve reads from the same topic.
     """
+    from headwater.registry import RegistryServer
+
     server = RegistryServer(bootstrap, host, port, topic=topic)
     try:
         server.start()

@@ -7,28 +7,26 @@ import re
 import signal
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from headwater.cli._common import Bootstrap, fail, parse_pairs
-from headwater.connect import (
-    DuckDBSink,
-    DuckDBSinkConfig,
-    ParquetSink,
-    ParquetSinkConfig,
-    Sink,
-    SinkFailed,
-    SinkRunner,
-    SinkSettings,
-    SinkStats,
-    SqlMode,
-    SqlSink,
-    SqlSinkConfig,
-    TableError,
-)
+
+if TYPE_CHECKING:
+    from headwater.connect import Sink, SinkStats
+
+# headwater.connect (pyarrow, DuckDB, SQLAlchemy) is imported by each command when it runs,
+# so other commands, the broker above all, do not load it.
+
+
+class Mode(StrEnum):
+    APPEND = "append"
+    UPSERT = "upsert"
+
 
 app = typer.Typer(
     help="Write topics to SQL tables, Parquet files or a live DuckDB table.",
@@ -88,6 +86,8 @@ def _run(
     extra_progress: Callable[[], str] | None = None,
 ) -> None:
     """Run ``sink`` in the foreground with progress lines until SIGINT or SIGTERM."""
+    from headwater.connect import SinkFailed, SinkRunner, SinkSettings, TableError
+
     console = Console(stderr=True, highlight=False)
     settings = SinkSettings(
         bootstrap=bootstrap,
@@ -147,12 +147,12 @@ def sql(
         ),
     ] = None,
     mode: Annotated[
-        SqlMode,
+        Mode,
         typer.Option(
             help="append: one row per record, with _topic/_partition/_offset columns unique so "
             "replays add nothing. upsert: one row per key, later records replace it."
         ),
-    ] = SqlMode.APPEND,
+    ] = Mode.APPEND,
     key: Annotated[
         list[str] | None,
         typer.Option(help="Primary-key field for upsert mode; repeat for a composite key."),
@@ -170,10 +170,12 @@ def sql(
     bootstrap: Bootstrap = _BOOT,
 ) -> None:
     """Write records into a SQL table (SQLite or PostgreSQL), one transaction per batch."""
+    from headwater.connect import SqlMode, SqlSink, SqlSinkConfig
+
     _logging(log_level)
     name = table or _name_of(topic[0])
     try:
-        sink = SqlSink(SqlSinkConfig(url, name, mode, list(key or []), add_columns))
+        sink = SqlSink(SqlSinkConfig(url, name, SqlMode(mode.value), list(key or []), add_columns))
     except ValueError as exc:
         raise fail(str(exc)) from exc
     _run(
@@ -239,6 +241,8 @@ def parquet(
     bootstrap: Bootstrap = _BOOT,
 ) -> None:
     """Write records into time-partitioned Parquet files, exactly once by offset-named files."""
+    from headwater.connect import ParquetSink, ParquetSinkConfig
+
     _logging(log_level)
     options: dict[str, Any] = dict(parse_pairs(storage_option or [], "storage option"))
     if s3_endpoint is not None:
@@ -298,6 +302,8 @@ def duckdb_(
     bootstrap: Bootstrap = _BOOT,
 ) -> None:
     """Feed a DuckDB table continuously; rows are queryable within a poll interval."""
+    from headwater.connect import DuckDBSink, DuckDBSinkConfig
+
     _logging(log_level)
     name = table or _name_of(topic[0])
     try:

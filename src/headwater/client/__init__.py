@@ -5,6 +5,8 @@ This is the only package that imports confluent_kafka; the rest of headwater use
 re-exported here, so it runs unchanged against any Kafka-compatible cluster.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
@@ -29,7 +31,6 @@ from headwater.client._profiles import (
     consumer_config,
     producer_config,
 )
-from headwater.client._schema_serde import AvroSerde, JsonSchemaSerde, ProtobufSerde
 from headwater.client._serde import (
     BytesSerde,
     JsonSerde,
@@ -40,7 +41,6 @@ from headwater.client._serde import (
     serde,
     serialize_many,
 )
-from headwater.client._topic_table import TopicTable, TopicTableError
 
 __all__ = [
     "CONSUMER_DEFAULTS",
@@ -88,3 +88,28 @@ __all__ = [
     "serde",
     "serialize_many",
 ]
+
+if TYPE_CHECKING:
+    from headwater.client._schema_serde import AvroSerde, JsonSchemaSerde, ProtobufSerde
+    from headwater.client._topic_table import TopicTable, TopicTableError
+
+# Loaded on first use: the schema-registry client stack (httpx, authlib, fastavro, protobuf)
+# costs tens of megabytes that a plain producer or the CLI should not pay.
+_LAZY = {
+    "AvroSerde": "headwater.client._schema_serde",
+    "JsonSchemaSerde": "headwater.client._schema_serde",
+    "ProtobufSerde": "headwater.client._schema_serde",
+    "TopicTable": "headwater.client._topic_table",
+    "TopicTableError": "headwater.client._topic_table",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'headwater.client' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -97,3 +97,17 @@ def test_help_explains_every_option(command: list[str]) -> None:
     )
     assert result.returncode == 0
     assert "Usage" in result.stdout
+
+
+def test_cli_start_loads_no_heavy_stack() -> None:
+    """`headwater broker` must stay small: the CLI imports the sinks', registry's and
+    dashboard's libraries only when their commands run."""
+    heavy = ["pyarrow", "duckdb", "sqlalchemy", "starlette", "uvicorn", "fastavro", "httpx"]
+    probe = (
+        "import sys, headwater.cli._app, headwater.broker; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -77,6 +77,12 @@ class StringSerde:
         except UnicodeDecodeError as exc:
             raise SerdeError(f"record from {topic!r} is not valid UTF-8: {exc}") from exc
 
+    def deserialize_many(self, datas: list[bytes | None], topic: str) -> list[Any]:
+        try:
+            return [None if d is None else d.decode() for d in datas]
+        except UnicodeDecodeError as exc:
+            raise SerdeError(f"a record from {topic!r} is not valid UTF-8: {exc}") from exc
+
 
 class JsonSerde:
     """JSON through orjson: the fastest correct JSON codec for Python."""

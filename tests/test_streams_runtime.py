@@ -182,3 +182,19 @@ def test_missing_output_topic_is_created_with_the_sources_partitions(tmp_path: P
             out = read_all(bootstrap, "made-by-app", 30)
         assert len(out) == 30
         assert Admin(bootstrap).list_topics()["made-by-app"] == 3
+
+
+def test_failing_stateful_operator_stops_the_app_without_committing(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    from headwater.client import Admin
+    from headwater.streams import OperatorError
+
+    create_topics(bootstrap, {"amounts": 1})
+    produce_json(bootstrap, "amounts", [("k", {"amount": 1}), ("k", {"oops": True})])
+    app = App("fail-app", bootstrap, state_dir=tmp_path, guarantee="exactly-once")
+    app.stream("amounts").tumbling_window(1000).sum(lambda v: v["amount"]).to_topic("sums")
+    with pytest.raises(OperatorError, match="stateful operator 'sum-"):
+        app.run()
+    # Nothing of the failed batch was committed: a fixed app starts from the beginning.
+    assert Admin(bootstrap).committed("fail-app").get(("amounts", 0), -1) <= 0

@@ -99,6 +99,7 @@ class Runner:
         self.in_transaction = False
         self.delivery_errors: list[str] = []
         self._processed_at = 0
+        self._failed = False
         self._producer = self._make_producer()
         self._consumer = self._make_consumer()
         self._restorer = new_consumer(
@@ -184,6 +185,10 @@ class Runner:
                     self.commit()
                     next_commit = time.monotonic() + self.settings.commit_interval_s
             self.commit()
+        except BaseException:
+            # Leaving the group must not try to commit what failed.
+            self._failed = True
+            raise
         finally:
             gc.set_threshold(*threshold)
             gc.unfreeze()
@@ -216,21 +221,31 @@ class Runner:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Make everything processed so far durable before another member takes over.
-        self.commit()
-        self._drop_tasks({tp.partition for tp in partitions})
+        if not self._failed:
+            self.commit()
+        self._drop_tasks({tp.partition for tp in partitions}, discard=self._failed)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Another member may already own these: nothing of ours may be committed for them.
-        if self.in_transaction:
+        lost = {tp.partition for tp in partitions}
+        aborted = self.in_transaction
+        if aborted:
             self._producer.abort_transaction(10)
             self.in_transaction = False
-        self._drop_tasks({tp.partition for tp in partitions}, discard=True)
+        self._drop_tasks(lost, discard=True)
+        if aborted and self.tasks:
+            # The abort also threw away work on partitions still owned: redo it.
+            self._rewind(exclude=lost)
 
     def _drop_tasks(self, partitions: set[int], discard: bool = False) -> None:
         still_owned = {tp.partition for tp in self._consumer.assignment()} - partitions
         for partition in sorted(partitions - still_owned):
             task = self.tasks.pop(partition, None)
             if task is not None:
+                if discard:
+                    for store in task.stores.values():
+                        if isinstance(store, DurableStore):
+                            store.discard_uncommitted()
                 self._close_task(task)
         self.positions = {k: v for k, v in self.positions.items() if k[1] not in partitions}
         self.stats.assigned = sorted(self.tasks)
@@ -464,7 +479,13 @@ class Runner:
                     f"{remaining} records were not acknowledged within 30 s; is the broker up?"
                 )
             if offsets:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
+                try:
+                    self._consumer.commit(offsets=offsets, asynchronous=False)
+                except KafkaException as exc:
+                    # A rebalance is under way; the revoke callback commits again. At worst
+                    # these records are processed once more, as at-least-once allows.
+                    log.warning("offset commit failed (%s); will retry at the next commit", exc)
+                    return
         self.positions.clear()
         for store in touched:
             store.last_offset = changelog_end(self._restorer, store.changelog, store.partition) - 1
@@ -484,9 +505,11 @@ class Runner:
             "a newer group generation took over, so this instance stops"
         ) from exc
 
-    def _rewind(self) -> None:
+    def _rewind(self, exclude: set[int] | None = None) -> None:
         """After an abort: fresh tasks from durable state, consumer back to committed offsets."""
-        assignment = self._consumer.assignment()
+        assignment = [
+            tp for tp in self._consumer.assignment() if tp.partition not in (exclude or set())
+        ]
         for task in self.tasks.values():
             for store in task.stores.values():
                 if isinstance(store, DurableStore):
@@ -494,6 +517,8 @@ class Runner:
             self._close_task(task)
         self.tasks = {p: self._open_task(p) for p in sorted({tp.partition for tp in assignment})}
         self.positions.clear()
+        if not assignment:
+            return
         for tp in self._consumer.committed(assignment, timeout=30):
             if tp.offset >= 0:
                 self._consumer.seek(tp)

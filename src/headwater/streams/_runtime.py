@@ -275,6 +275,10 @@ class Runner:
 
     def _process(self, messages: list[Message]) -> None:
         groups: dict[tuple[str, int], list[Message]] = {}
+        # Consumed batches come in runs from one partition: look a bucket up once per run.
+        last_topic: str | None = None
+        last_partition: int | None = -1
+        bucket: list[Message] | None = None
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -284,12 +288,11 @@ class Runner:
                     raise StreamsError(f"consumer failed: {err.str()}")
                 log.warning("consumer: %s", err.str())
                 continue
-            slot = (msg.topic() or "", msg.partition() or 0)
-            bucket = groups.get(slot)
-            if bucket is None:
-                groups[slot] = [msg]
-            else:
-                bucket.append(msg)
+            topic, partition = msg.topic(), msg.partition()
+            if bucket is None or partition != last_partition or topic != last_topic:
+                last_topic, last_partition = topic, partition
+                bucket = groups.setdefault((topic or "", partition or 0), [])
+            bucket.append(msg)
         if not groups:
             return
         self._begin()

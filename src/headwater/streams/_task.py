@@ -7,6 +7,7 @@ of partition ``p``, so moving a partition to another instance moves exactly this
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -14,6 +15,7 @@ from headwater.streams._core import Processor, Record, StateStore, TaskContext
 from headwater.streams._graph import Graph, Node, SinkSpec
 
 DeadLetter = Callable[[Record, BaseException, str], None]
+_timestamp = operator.attrgetter("timestamp")
 
 
 class OperatorError(RuntimeError):
@@ -81,7 +83,7 @@ class Task:
         if not records:
             return
         self.push(source, records, 0)
-        latest = max(r.timestamp for r in records)
+        latest = max(map(_timestamp, records))
         if latest > self.stream_time:
             self.stream_time = latest
 

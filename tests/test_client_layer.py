@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,7 @@ from headwater.client import (
     read_lineage,
     serde,
 )
+from headwater.testing import BrokerProcess
 from streams_support import create_topics, read_all
 
 
@@ -131,3 +134,34 @@ def test_backoff_grows_and_is_capped() -> None:
         delay = backoff.delay(attempt)
         assert ceiling / 2 <= delay <= ceiling
     assert backoff.exhausted(4) and not backoff.exhausted(3)
+
+
+def test_retriable_failures_are_produced_again_after_backoff(tmp_path: Path) -> None:
+    """The broker is down when the record is sent: librdkafka gives up after its message
+    timeout, the producer backs off and produces again, and the record arrives once the
+    broker is back."""
+    broker = BrokerProcess(tmp_path / "data").start()
+    bootstrap = broker.bootstrap
+    create_topics(bootstrap, {"retry": 1})
+    broker.stop()
+    reports: list[Delivery] = []
+    producer = EventProducer(
+        bootstrap,
+        on_delivery=reports.append,
+        backoff=Backoff(base_s=0.5, cap_s=1.0, max_attempts=8),
+        overrides={"message.timeout.ms": 1000, "reconnect.backoff.max.ms": 200},
+    )
+    producer.send("retry", {"survived": True}, key="k")
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:  # let the first attempt time out while the broker is down
+        producer.poll(0.1)
+    broker.start()
+    try:
+        producer.flush(60)
+        assert producer.stats.retried >= 1 and producer.stats.delivered == 1
+        assert reports[-1].error is None and reports[-1].attempts >= 2
+        assert [json.loads(m.value()) for m in read_all(bootstrap, "retry", 1)] == [
+            {"survived": True}
+        ]
+    finally:
+        broker.stop()

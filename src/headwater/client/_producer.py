@@ -26,6 +26,28 @@ from headwater.client._serde import JsonSerde, Serde, StringSerde
 
 DeliveryCallback = Callable[["Delivery"], None]
 
+# Failures that say "not now" rather than "never": librdkafka already retried inside
+# message.timeout.ms, so these mean the cluster was unreachable or leaderless for that long.
+# Producing again may duplicate a record whose first attempt was written after all: this
+# layer is at-least-once, as any retry above the client is.
+_TRANSIENT_CODES = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NOT_ENOUGH_REPLICAS,
+        KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+    }
+)
+
+
+def _transient(err: KafkaError) -> bool:
+    return bool(err.retriable()) or err.code() in _TRANSIENT_CODES
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
@@ -147,7 +169,7 @@ class EventProducer:
                 )
             return
         pending.failures.append(err.str())
-        if err.retriable() and not self.backoff.exhausted(pending.attempts):
+        if _transient(err) and not self.backoff.exhausted(pending.attempts):
             pending.attempts += 1
             self.stats.retried += 1
             due = time.monotonic() + self.backoff.delay(pending.attempts - 1)
@@ -186,8 +208,9 @@ class EventProducer:
         """Wait until everything is acknowledged or finally failed; raise if any failed."""
         deadline = time.monotonic() + timeout
         while True:
-            remaining = self.producer.flush(max(0.0, min(0.5, deadline - time.monotonic())))
-            self.poll(0)
+            self.producer.flush(max(0.0, min(0.5, deadline - time.monotonic())))
+            self.poll(0)  # may produce due retries again
+            remaining = len(self.producer)
             if remaining == 0 and not self._retries:
                 break
             if time.monotonic() >= deadline:

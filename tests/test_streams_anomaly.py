@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import random
 import statistics
-from collections import defaultdict
 from itertools import pairwise
 from typing import Any
 
@@ -16,22 +15,7 @@ from hypothesis import strategies as st
 
 from headwater.streams._anomaly import AnomalyDetector, AnomalyMethod
 from headwater.streams._core import MemoryStore, Record
-
-
-class Ctx:
-    """The smallest TaskContext: named memory stores and collected side outputs."""
-
-    def __init__(self, stores: dict[str, MemoryStore] | None = None) -> None:
-        self.stores = {} if stores is None else stores
-        self.side: dict[str, list[Record]] = defaultdict(list)
-        self.partition = 0
-        self.stream_time = -1
-
-    def store(self, name: str) -> MemoryStore:
-        return self.stores.setdefault(name, MemoryStore())
-
-    def side_output(self, name: str, records: list[Record]) -> None:
-        self.side[name].extend(records)
+from streams_context import Ctx
 
 
 def make(ctx: Ctx | None = None, **options: Any) -> tuple[AnomalyDetector, Ctx]:

@@ -3,7 +3,7 @@ records and restore onto a fresh instance."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from itertools import pairwise
 from typing import Any
 
@@ -13,22 +13,7 @@ from hypothesis import strategies as st
 
 from headwater.streams._core import MemoryStore, Record
 from headwater.streams._joins import JoinHow, WindowJoin
-
-
-class Ctx:
-    """The smallest TaskContext: named memory stores and collected side outputs."""
-
-    def __init__(self, stores: dict[str, MemoryStore] | None = None) -> None:
-        self.stores = {} if stores is None else stores
-        self.side: dict[str, list[Record]] = defaultdict(list)
-        self.partition = 0
-        self.stream_time = -1
-
-    def store(self, name: str) -> MemoryStore:
-        return self.stores.setdefault(name, MemoryStore())
-
-    def side_output(self, name: str, records: list[Record]) -> None:
-        self.side[name].extend(records)
+from streams_context import Ctx
 
 
 def pair(left: Any, right: Any) -> tuple[Any, Any]:

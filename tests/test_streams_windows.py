@@ -3,7 +3,7 @@ aggregations, and restore onto a fresh instance from the same stores."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from itertools import pairwise
 from typing import Any
 
@@ -22,22 +22,7 @@ from headwater.streams._windows import (
     sliding,
     tumbling,
 )
-
-
-class Ctx:
-    """The smallest TaskContext: named memory stores and collected side outputs."""
-
-    def __init__(self, stores: dict[str, MemoryStore] | None = None) -> None:
-        self.stores = {} if stores is None else stores
-        self.side: dict[str, list[Record]] = defaultdict(list)
-        self.partition = 0
-        self.stream_time = -1
-
-    def store(self, name: str) -> MemoryStore:
-        return self.stores.setdefault(name, MemoryStore())
-
-    def side_output(self, name: str, records: list[Record]) -> None:
-        self.side[name].extend(records)
+from streams_context import Ctx
 
 
 def make(

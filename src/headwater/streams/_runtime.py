@@ -45,6 +45,9 @@ from headwater.streams._task import Task
 
 log = logging.getLogger("headwater.streams")
 
+#: How often committed state changes are copied to the local files (restart speed only).
+LOCAL_SAVE_INTERVAL_S = 1.0
+
 
 class StreamsError(RuntimeError):
     """The app cannot go on; the message says what happened and what to do."""
@@ -100,6 +103,7 @@ class Runner:
         self.delivery_errors: list[str] = []
         self._processed_at = 0
         self._failed = False
+        self._next_local_save = 0.0
         self._producer = self._make_producer()
         self._consumer = self._make_consumer()
         self._restorer = new_consumer(
@@ -182,7 +186,7 @@ class Runner:
                 self._producer.poll(0)
                 self._raise_delivery_errors()
                 if time.monotonic() >= next_commit:
-                    self.commit()
+                    self.commit(save_local=time.monotonic() >= self._next_local_save)
                     next_commit = time.monotonic() + self.settings.commit_interval_s
             self.commit()
         except BaseException:
@@ -454,8 +458,12 @@ class Runner:
     def _offsets(self) -> list[TopicPartition]:
         return [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
 
-    def commit(self) -> None:
-        """Make everything processed so far durable (see the module docstring)."""
+    def commit(self, *, save_local: bool = True) -> None:
+        """Make everything processed so far durable (see the module docstring).
+
+        ``save_local`` also copies committed store changes to the local files; the periodic
+        commits do that about once a second, since the changelog already holds them.
+        """
         touched = self._write_changelogs()
         offsets = self._offsets()
         if self.settings.exactly_once:
@@ -490,10 +498,18 @@ class Runner:
                     log.warning("offset commit failed (%s); will retry at the next commit", exc)
                     return
         self.positions.clear()
-        for store in touched:
-            store.last_offset = changelog_end(self._restorer, store.changelog, store.partition) - 1
-            store.committed()
+        if save_local:
+            self._save_local()
         self.stats.commits += 1
+
+    def _save_local(self) -> None:
+        for task in self.tasks.values():
+            for store in task.stores.values():
+                if isinstance(store, DurableStore) and store.unsaved:
+                    end = changelog_end(self._restorer, store.changelog, store.partition)
+                    store.last_offset = end - 1
+                    store.committed()
+        self._next_local_save = time.monotonic() + LOCAL_SAVE_INTERVAL_S
 
     def _transaction_failed(self, exc: KafkaException) -> None:
         error = exc.args[0] if exc.args else None

@@ -170,6 +170,12 @@ class ProducerState:
             first = self.ongoing.pop(header.producer_id, None)
             if commits is False and first is not None:
                 self.aborted.append((header.producer_id, first, header.last_offset))
+            known = self._producers.get(header.producer_id)
+            if known is not None and header.producer_epoch > known.epoch:
+                # A marker under a bumped epoch (a timeout, or every transaction with
+                # transaction version 2) fences the old epoch here too; the new epoch's
+                # sequences start afresh.
+                self._producers[header.producer_id] = _Producer(header.producer_epoch)
             return
         if header.is_transactional:
             self.ongoing.setdefault(header.producer_id, header.base_offset)

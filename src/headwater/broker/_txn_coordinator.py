@@ -7,6 +7,12 @@ transaction and fsyncs them, applies the offsets on commit, then records the Com
 A broker restarted between those steps finishes the job on start, so a transaction is never
 torn. Transactional produces are checked against the open transaction (KIP-890's server-side
 defence): a late produce of a finished transaction is refused, not absorbed into the next one.
+
+Transaction version 2 (KIP-890 part 2, EndTxn v5 and Produce v12): a produce adds its partition
+to the transaction itself, TxnOffsetCommit adds its group, and every EndTxn bumps the producer
+epoch, writes the markers under the new epoch and returns it. A produce delayed past its
+transaction's end then carries a stale epoch and is fenced even if the next transaction has
+already added the same partition.
 """
 
 from __future__ import annotations
@@ -112,6 +118,8 @@ class TransactionCoordinator:
             if meta.producer_id in orphans and meta.state != ONGOING:
                 async with self._lock(meta.transactional_id):
                     self._bump_epoch(meta)
+                    # A retried EndTxn v5 under the old epoch must learn it was aborted.
+                    meta.state = COMPLETE_ABORT
                     await self._persist(meta)
 
     def _write_marker(
@@ -194,6 +202,7 @@ class TransactionCoordinator:
             return meta.producer_id, meta.producer_epoch
 
     def _bump_epoch(self, meta: TxnMeta) -> None:
+        meta.last_producer_id, meta.last_producer_epoch = meta.producer_id, meta.producer_epoch
         if meta.producer_epoch + 1 >= EPOCH_MAX:
             meta.producer_id = self._broker.allocate_producer_id()
             meta.producer_epoch = 0
@@ -245,6 +254,27 @@ class TransactionCoordinator:
             meta.groups.clear()
             meta.pending_offsets.clear()
 
+    def add_partition_implicitly(
+        self, txn_id: str | None, producer_id: int, producer_epoch: int, tp: tuple[str, int]
+    ) -> int:
+        """Transaction version 2: a Produce v12 batch adds its partition to the producer's
+        transaction (opening one if none is open). Returns an error code, 0 when accepted.
+
+        Synchronous on purpose: it runs between the produce's checks and its append with no
+        await in between, so no EndTxn can slip into that gap."""
+        if txn_id is None:
+            return INVALID_TXN_STATE
+        try:
+            meta = self._checked(txn_id, producer_id, producer_epoch)
+        except TxnError as exc:
+            return exc.error_code
+        if meta.state != ONGOING or tp not in meta.partitions:
+            self._begin(meta)
+            meta.partitions.add(tp)
+            # As for AddPartitionsToTxn: written now, made durable by the Prepare record.
+            self.store.write(meta, self._broker.now_ms())
+        return 0
+
     async def add_offsets(
         self, txn_id: str, producer_id: int, producer_epoch: int, group_id: str
     ) -> None:
@@ -261,8 +291,15 @@ class TransactionCoordinator:
         producer_epoch: int,
         group_id: str,
         offsets: list[tuple[str, int, int, int, str | None]],
+        *,
+        implicit: bool = False,
     ) -> None:
+        """``implicit`` (TxnOffsetCommit v5, transaction version 2) adds the group to the
+        transaction instead of requiring AddOffsetsToTxn first."""
         meta = self._checked(txn_id, producer_id, producer_epoch)
+        if implicit and (meta.state != ONGOING or group_id not in meta.groups):
+            self._begin(meta)
+            meta.groups.add(group_id)
         if meta.state != ONGOING or group_id not in meta.groups:
             raise TxnError(INVALID_TXN_STATE, "AddOffsetsToTxn must come before TxnOffsetCommit")
         pending = {(e[0], e[1]): e for e in meta.pending_offsets.get(group_id, [])}
@@ -282,29 +319,53 @@ class TransactionCoordinator:
         }
 
     async def end_txn(
-        self, txn_id: str, producer_id: int, producer_epoch: int, committed: bool
-    ) -> None:
+        self,
+        txn_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        committed: bool,
+        *,
+        bump_epoch: bool = False,
+    ) -> tuple[int, int]:
+        """End the open transaction; returns the producer id and epoch for the next one.
+
+        ``bump_epoch`` is transaction version 2 (EndTxn v5): the epoch moves on with every
+        transaction, and a retry of an EndTxn that already bumped it is recognised by the
+        previous id and epoch."""
         async with self._lock(txn_id):
             meta = self.store.transactions.get(txn_id)
             if (
-                meta is not None
+                bump_epoch
+                and meta is not None
+                and (producer_id, producer_epoch)
+                == (meta.last_producer_id, meta.last_producer_epoch)
+                and meta.state in (COMPLETE_COMMIT, COMPLETE_ABORT)
+            ):
+                if (meta.state == COMPLETE_COMMIT) == committed:
+                    return meta.producer_id, meta.producer_epoch  # a retried EndTxn v5
+                raise TxnError(INVALID_PRODUCER_EPOCH, "the transaction was aborted: fenced")
+            if (
+                not bump_epoch
+                and meta is not None
                 and meta.producer_id == producer_id
                 and meta.producer_epoch == producer_epoch
                 and meta.state in (COMPLETE_COMMIT, COMPLETE_ABORT)
             ):
                 if (meta.state == COMPLETE_COMMIT) == committed:
-                    return  # a retried EndTxn
+                    return meta.producer_id, meta.producer_epoch  # a retried EndTxn
                 raise TxnError(INVALID_TXN_STATE, "transaction already ended the other way")
             meta = self._checked(txn_id, producer_id, producer_epoch)
-            if meta.state == EMPTY:
-                return  # nothing was added: nothing to end
             if meta.state != ONGOING:
-                raise TxnError(INVALID_TXN_STATE, f"cannot end a transaction in {meta.state}")
+                # Nothing was added since the last transaction ended: nothing to end.
+                return meta.producer_id, meta.producer_epoch
+            if bump_epoch:
+                self._bump_epoch(meta)
             meta.state = PREPARE_COMMIT if committed else PREPARE_ABORT
             await self._persist(meta)
             # The durable Prepare record is the decision; the markers, offsets and Complete
             # record need no fsync of their own because recovery redoes them from it.
             await self._complete(meta, wait_durable=False)
+            return meta.producer_id, meta.producer_epoch
 
     async def _complete(self, meta: TxnMeta, *, wait_durable: bool = True) -> None:
         committed = meta.state == PREPARE_COMMIT
@@ -313,7 +374,15 @@ class TransactionCoordinator:
         waits = []
         for topic, index in sorted(meta.partitions):
             partition = broker.topics.partition(topic, index)
-            if partition is None or meta.producer_id not in partition.producers.ongoing:
+            if partition is None:
+                continue
+            # The transaction's data is under the current id, or under the previous one when
+            # the bump that ended it rolled the epoch over to a new producer id.
+            if meta.producer_id in partition.producers.ongoing:
+                marker_pid, marker_epoch = meta.producer_id, meta.producer_epoch
+            elif meta.last_producer_id in partition.producers.ongoing:
+                marker_pid, marker_epoch = meta.last_producer_id, meta.last_producer_epoch
+            else:
                 continue
             marker = build_batch(
                 [
@@ -323,8 +392,8 @@ class TransactionCoordinator:
                         now,
                     )
                 ],
-                producer_id=meta.producer_id,
-                producer_epoch=meta.producer_epoch,
+                producer_id=marker_pid,
+                producer_epoch=marker_epoch,
                 transactional=True,
                 control=True,
             )

@@ -41,6 +41,11 @@ class TxnMeta:
     pending_offsets: PendingOffsets = field(default_factory=dict)
     start_ms: int = -1
     last_update_ms: int = -1
+    # The producer id and epoch before the latest bump, so a retried EndTxn v5 of the
+    # transaction that bumped them is recognised (KIP-890 part 2), and markers of a
+    # transaction whose producer id rolled over still go out under the id it wrote with.
+    last_producer_id: int = -1
+    last_producer_epoch: int = -1
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -54,6 +59,8 @@ class TxnMeta:
                 "offsets": self.pending_offsets,
                 "start": self.start_ms,
                 "updated": self.last_update_ms,
+                "last_pid": self.last_producer_id,
+                "last_epoch": self.last_producer_epoch,
             }
         ).encode()
 
@@ -71,6 +78,8 @@ class TxnMeta:
             pending_offsets={g: [tuple(o) for o in offs] for g, offs in raw["offsets"].items()},
             start_ms=raw["start"],
             last_update_ms=raw["updated"],
+            last_producer_id=raw.get("last_pid", -1),
+            last_producer_epoch=raw.get("last_epoch", -1),
         )
 
 

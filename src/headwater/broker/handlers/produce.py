@@ -1,7 +1,8 @@
-"""Produce v3-11: validate batches, assign offsets in place, append verbatim, acknowledge.
+"""Produce v3-12: validate batches, assign offsets in place, append verbatim, acknowledge.
 
 v3 is the first version with v2 record batches and transactional ids; v5 adds log start
-offset; v8 per-record errors and an error message; v9 flexible encoding; v10-11 leader hints.
+offset; v8 per-record errors and an error message; v9 flexible encoding; v10-11 leader hints;
+v12 (transaction version 2) lets a transactional batch add its partition to the transaction.
 acks=0 is never answered; acks=all waits for the fsync policy (group commit).
 """
 
@@ -33,6 +34,7 @@ INVALID_REQUIRED_ACKS = 21
 KAFKA_STORAGE_ERROR = 56
 INVALID_RECORD = 87
 DUPLICATE_SEQUENCE_NUMBER = 46
+IMPLICIT_ADD_VERSION = 12
 
 
 def _error(index: int, code: int, message: str | None = None) -> dict[str, Any]:
@@ -47,7 +49,7 @@ def _error(index: int, code: int, message: str | None = None) -> dict[str, Any]:
     }
 
 
-@handles(0, "Produce", 3, 11)
+@handles(0, "Produce", 3, 12)
 async def produce(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
     broker = ctx.broker
     acks = request.acks
@@ -99,8 +101,15 @@ def _refusal(
             )
         if header.is_transactional:
             # KIP-890: the partition must be part of this producer's open transaction, so a
-            # delayed produce of an ended transaction cannot slip into the next one.
-            code = ctx.broker.transactions.verify_produce(
+            # delayed produce of an ended transaction cannot slip into the next one. From v12
+            # the produce itself adds the partition, under the epoch of the open transaction.
+            coordinator = ctx.broker.transactions
+            check = (
+                coordinator.add_partition_implicitly
+                if ctx.version >= IMPLICIT_ADD_VERSION
+                else coordinator.verify_produce
+            )
+            code = check(
                 transactional_id, header.producer_id, header.producer_epoch, (topic, index)
             )
             if code:

@@ -1,10 +1,14 @@
-"""Idempotence and transactions: InitProducerId v0-4, AddPartitionsToTxn v0-3,
-AddOffsetsToTxn v0-3, TxnOffsetCommit v0-3, EndTxn v0-3, DescribeTransactions v0,
+"""Idempotence and transactions: InitProducerId v0-5, AddPartitionsToTxn v0-3,
+AddOffsetsToTxn v0-4, TxnOffsetCommit v0-5, EndTxn v0-5, DescribeTransactions v0,
 ListTransactions v0-1, DescribeProducers v0.
 
 InitProducerId v2 makes the timeout a duration, v3 lets a producer re-init with its current id
 and epoch, v4 is flexible. TxnOffsetCommit v3 adds group generation and member (KIP-447).
-ListTransactions v1 adds a duration filter.
+The versions KIP-890 added (InitProducerId v5, AddOffsetsToTxn v4, TxnOffsetCommit v4, EndTxn
+v4) only allow a new error code this broker never sends. Transaction version 2 (KIP-890 part
+2) is TxnOffsetCommit v5, which adds its group to the transaction, and EndTxn v5, which bumps
+the producer epoch and answers with it; ApiVersions advertises it as the finalized feature
+``transaction.version`` = 2. ListTransactions v1 adds a duration filter.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from headwater.protocol._codec import millis
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 TRANSACTIONAL_ID_NOT_FOUND = 105
+# EndTxn and TxnOffsetCommit v5 are the requests of transaction version 2 (KIP-890 part 2).
+TRANSACTION_V2_VERSION = 5
 
 
-@handles(22, "InitProducerId", 0, 4)
+@handles(22, "InitProducerId", 0, 5)
 async def init_producer_id(ctx: RequestContext, request: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "throttle_time": 0,
@@ -72,7 +78,7 @@ async def add_partitions_to_txn(ctx: RequestContext, request: Any) -> dict[str, 
     }
 
 
-@handles(25, "AddOffsetsToTxn", 0, 3)
+@handles(25, "AddOffsetsToTxn", 0, 4)
 async def add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
     try:
         await ctx.broker.transactions.add_offsets(
@@ -86,7 +92,7 @@ async def add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any
     return {"throttle_time": 0, "error_code": 0}
 
 
-@handles(28, "TxnOffsetCommit", 0, 3)
+@handles(28, "TxnOffsetCommit", 0, 5)
 async def txn_offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
     offsets = []
     code = 0
@@ -119,6 +125,7 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]
                 request.producer_epoch,
                 request.group_id,
                 offsets,
+                implicit=ctx.version >= TRANSACTION_V2_VERSION,
             )
         except TxnError as exc:
             code = exc.error_code
@@ -136,18 +143,29 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]
     }
 
 
-@handles(26, "EndTxn", 0, 3)
+@handles(26, "EndTxn", 0, 5)
 async def end_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
     try:
-        await ctx.broker.transactions.end_txn(
+        producer_id, producer_epoch = await ctx.broker.transactions.end_txn(
             request.transactional_id,
             request.producer_id,
             request.producer_epoch,
             request.committed,
+            bump_epoch=ctx.version >= TRANSACTION_V2_VERSION,
         )
     except TxnError as exc:
-        return {"throttle_time": 0, "error_code": exc.error_code}
-    return {"throttle_time": 0, "error_code": 0}
+        return {
+            "throttle_time": 0,
+            "error_code": exc.error_code,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        }
+    return {
+        "throttle_time": 0,
+        "error_code": 0,
+        "producer_id": producer_id,
+        "producer_epoch": producer_epoch,
+    }
 
 
 @handles(65, "DescribeTransactions", 0, 0)

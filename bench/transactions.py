@@ -1,12 +1,17 @@
 """Transactional vs non-transactional produce throughput: headwater vs tansu, one run.
 
-    .venv/bin/python bench/transactions.py [--records 200000] [--per-txn 1000] [--only NAME]
+    .venv/bin/python bench/transactions.py [--records 300000] [--per-txn 1000]
+                                           [--producers 1,4,8] [--only NAME]
 
-Both brokers get the same confluent-kafka producer: 100-byte records, linger.ms=5, lz4,
-acks=all, enable.idempotence. It writes ``--records`` records without transactions, then the
-same number in transactions of ``--per-txn`` records (begin, produce, commit). Prints records/s
-for each, the transactional/non-transactional ratio per broker and the headwater/tansu ratio.
-A broker that fails at transactions is reported as not supporting them, with its error.
+Both brokers get the same confluent-kafka producers: 100-byte records, linger.ms=5, lz4,
+acks=all, enable.idempotence. For each producer count N, N producers (one thread each, one
+partition) write ``--records`` records between them without transactions, then the same number
+in transactions of ``--per-txn`` records (begin, produce, commit). One producer shows the latency
+of a transaction: librdkafka runs AddPartitionsToTxn, the produce and EndTxn one after another
+and waits for each. Several producers overlap those waits, as an application's instances do.
+Prints records/s, each broker's transactional/non-transactional ratio for the same N and against
+its best non-transactional figure, and the headwater/tansu ratio. A broker that fails at
+transactions is reported as not supporting them, with its error.
 
 headwater fsyncs acks=all writes and each commit; tansu runs on its memory storage engine.
 """
@@ -19,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -59,11 +65,24 @@ def _produce(producer: Producer, topic: str, payload: bytes, on_delivery: Any) -
             producer.poll(0.01)
 
 
-def produce_plain(bootstrap: str, topic: str, records: int) -> float:
-    """Records/s for ``records`` acknowledged records from an idempotent producer."""
-    producer = Producer(_config(bootstrap))
+def _run_threads(producers: list[Producer], work: Any) -> float:
+    """Seconds for every producer to finish ``work(producer)``, each on its own thread."""
+    threads = [threading.Thread(target=work, args=(p,)) for p in producers]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def produce_plain(bootstrap: str, topic: str, records: int, producers: int) -> float:
+    """Records/s for ``records`` acknowledged records from ``producers`` idempotent producers,
+    one thread each."""
+    clients = [Producer(_config(bootstrap)) for _ in range(producers)]
     payload = _payload()
     failed: list[object] = []
+    unsent: list[int] = []
 
     def report(err: object, _msg: object) -> None:
         if err is not None:
@@ -71,33 +90,52 @@ def produce_plain(bootstrap: str, topic: str, records: int) -> float:
 
     # Connections and metadata before the clock starts, as init_transactions does for the
     # transactional run.
-    _produce(producer, topic, payload, report)
-    producer.flush(30)
-    started = time.perf_counter()
-    for i in range(records):
-        _produce(producer, topic, payload, report)
-        if i % 10_000 == 0:
-            producer.poll(0)
-    remaining = producer.flush(300)
-    elapsed = time.perf_counter() - started
-    if remaining or failed:
-        raise RuntimeError(f"{remaining} records unsent, {len(failed)} failed, e.g. {failed[:1]}")
-    return records / elapsed
+    for client in clients:
+        _produce(client, topic, payload, report)
+        client.flush(30)
+
+    def work(producer: Producer) -> None:
+        for i in range(records // producers):
+            _produce(producer, topic, payload, report)
+            if i % 10_000 == 0:
+                producer.poll(0)
+        unsent.append(producer.flush(300))
+
+    elapsed = _run_threads(clients, work)
+    if sum(unsent) or failed:
+        raise RuntimeError(f"{sum(unsent)} records unsent, {len(failed)} failed: {failed[:1]}")
+    return records // producers * producers / elapsed
 
 
-def produce_transactional(bootstrap: str, topic: str, records: int, per_txn: int) -> float:
-    """Records/s for ``records`` records in committed transactions of ``per_txn`` each."""
-    producer = Producer(_config(bootstrap, **{"transactional.id": f"bench-{uuid.uuid4()}"}))
-    producer.init_transactions(30)
+def produce_transactional(
+    bootstrap: str, topic: str, records: int, per_txn: int, producers: int
+) -> float:
+    """Records/s for ``records`` records in committed transactions of ``per_txn`` each,
+    shared among ``producers`` transactional producers (own transactional id and thread)."""
+    clients = [
+        Producer(_config(bootstrap, **{"transactional.id": f"bench-{uuid.uuid4()}"}))
+        for _ in range(producers)
+    ]
+    for client in clients:
+        client.init_transactions(30)
     payload = _payload()
-    transactions = records // per_txn
-    started = time.perf_counter()
-    for _ in range(transactions):
-        producer.begin_transaction()
-        for _ in range(per_txn):
-            _produce(producer, topic, payload, None)
-        producer.commit_transaction(60)
-    return transactions * per_txn / (time.perf_counter() - started)
+    transactions = records // per_txn // producers
+    errors: list[BaseException] = []
+
+    def work(producer: Producer) -> None:
+        try:
+            for _ in range(transactions):
+                producer.begin_transaction()
+                for _ in range(per_txn):
+                    _produce(producer, topic, payload, None)
+                producer.commit_transaction(60)
+        except KafkaException as exc:
+            errors.append(exc)
+
+    elapsed = _run_threads(clients, work)
+    if errors:
+        raise errors[0]
+    return transactions * per_txn * producers / elapsed
 
 
 def visible_records(bootstrap: str, topic: str) -> tuple[int, int]:
@@ -118,31 +156,40 @@ def visible_records(bootstrap: str, topic: str) -> tuple[int, int]:
     return ends[0], ends[1]
 
 
-def run(name: str, records: int, per_txn: int, work: Path) -> dict[str, float]:
+Results = dict[tuple[str, int], float]  # (plain | txn, producers) -> records/s
+
+
+def run(name: str, records: int, per_txn: int, counts: list[int], work: Path) -> Results:
     print(f"\n== {name} ==", flush=True)
-    results = {"plain": math.nan, "txn": math.nan}
+    results: Results = {}
     with base.start_broker(name, work / name) as running:
         bootstrap = running.bootstrap
-        base.create_topic(bootstrap, "bench-plain", 1)
-        base.create_topic(bootstrap, "bench-txn", 1)
-        results["plain"] = produce_plain(bootstrap, "bench-plain", records)
-        print(f"  non-transactional  {results['plain']:>12,.0f} rec/s", flush=True)
-        try:
-            txn = produce_transactional(bootstrap, "bench-txn", records, per_txn)
-            high, stable = visible_records(bootstrap, "bench-txn")
-            if high < records:
-                raise RuntimeError(f"only {high} offsets written for {records} records")
-            if stable != high:
-                raise RuntimeError(f"last stable offset {stable} behind high watermark {high}")
-        except (KafkaException, RuntimeError) as exc:
-            print(f"  transactional      {name} does not support transactions: {exc}", flush=True)
-        else:
-            results["txn"] = txn
+        for producers in counts:
+            plain_topic, txn_topic = f"bench-plain-{producers}", f"bench-txn-{producers}"
+            base.create_topic(bootstrap, plain_topic, 1)
+            base.create_topic(bootstrap, txn_topic, 1)
+            plain = produce_plain(bootstrap, plain_topic, records, producers)
+            results["plain", producers] = plain
+            label = f"{producers} producer{'s' if producers > 1 else ''}"
+            print(f"  {label:<12} non-transactional {plain:>12,.0f} rec/s", flush=True)
+            try:
+                txn = produce_transactional(bootstrap, txn_topic, records, per_txn, producers)
+                high, stable = visible_records(bootstrap, txn_topic)
+                expected = records // per_txn // producers * per_txn * producers
+                if high < expected:
+                    raise RuntimeError(f"only {high} offsets written for {expected} records")
+                if stable != high:
+                    raise RuntimeError(f"last stable offset {stable} behind high watermark {high}")
+            except (KafkaException, RuntimeError) as exc:
+                print(f"  {label:<12} transactional: {name} does not support them: {exc}")
+                results["txn", producers] = math.nan
+                continue
+            results["txn", producers] = txn
             print(
-                f"  transactional      {txn:>12,.0f} rec/s ({per_txn:,} records per transaction)",
+                f"  {label:<12} transactional     {txn:>12,.0f} rec/s "
+                f"({per_txn:,} records per transaction), {txn / plain:.2f} of non-transactional",
                 flush=True,
             )
-            print(f"  transactional / non-transactional  {txn / results['plain']:.2f}", flush=True)
     return results
 
 
@@ -150,36 +197,50 @@ def _ratio(ours: float, theirs: float) -> str:
     return "n/a" if math.isnan(ours) or math.isnan(theirs) else f"{ours / theirs:.2f}"
 
 
+def _cell(value: float) -> str:
+    return f"{'failed':>14}" if math.isnan(value) else f"{value:>14,.0f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--records", type=int, default=200_000, help="records per run")
+    parser.add_argument("--records", type=int, default=300_000, help="records per run")
     parser.add_argument("--per-txn", type=int, default=1000, help="records per transaction")
+    parser.add_argument(
+        "--producers",
+        default="1,4,8",
+        help="comma-separated producer counts to run (each its own client and thread)",
+    )
     parser.add_argument("--only", choices=["headwater", "tansu"], help="run one broker only")
     args = parser.parse_args()
+    counts = [int(n) for n in args.producers.split(",")]
     work = Path(tempfile.mkdtemp(prefix="headwater-bench-txn-"))
     try:
         names = [args.only] if args.only else ["headwater", "tansu"]
-        results = {n: run(n, args.records, args.per_txn, work) for n in names}
+        results = {n: run(n, args.records, args.per_txn, counts, work) for n in names}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if len(results) == 2:
-        ours, theirs = results["headwater"], results["tansu"]
-        print(f"\n{'records/s':<22}{'headwater':>14}{'tansu':>14}{'headwater/tansu':>17}")
-        for label, key in (("non-transactional", "plain"), ("transactional", "txn")):
-            cells = [
-                f"{v:>14,.0f}" if not math.isnan(v) else f"{'failed':>14}"
-                for v in (
-                    ours[key],
-                    theirs[key],
-                )
-            ]
-            print(f"{label:<22}{cells[0]}{cells[1]}{_ratio(ours[key], theirs[key]):>17}")
-        print(
-            f"{'txn / non-txn':<22}{_ratio(ours['txn'], ours['plain']):>14}"
-            f"{_ratio(theirs['txn'], theirs['plain']):>14}"
+    header = "".join(f"{n:>14}" for n in names)
+    print(f"\n{'producers':<10}{'records/s':<30}{header}", end="")
+    print(f"{'headwater/tansu':>17}" if len(names) == 2 else "")
+    for producers in counts:
+        best_plain = {n: max(v for (k, _), v in results[n].items() if k == "plain") for n in names}
+        rows = [
+            ("non-transactional", {n: results[n]["plain", producers] for n in names}),
+            ("transactional", {n: results[n]["txn", producers] for n in names}),
+        ]
+        for label, values in rows:
+            cells = "".join(_cell(values[n]) for n in names)
+            ratio = _ratio(values["headwater"], values["tansu"]) if len(names) == 2 else ""
+            print(f"{producers:<10}{label:<30}{cells}{ratio:>17}")
+        same = "".join(
+            f"{_ratio(results[n]['txn', producers], results[n]['plain', producers]):>14}"
+            for n in names
         )
+        best = "".join(f"{_ratio(results[n]['txn', producers], best_plain[n]):>14}" for n in names)
+        print(f"{producers:<10}{'txn / non-txn, same producers':<30}{same}")
+        print(f"{producers:<10}{'txn / best non-txn':<30}{best}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from headwater.broker._config import BrokerConfig
+from headwater.broker._loop import new_event_loop
 from headwater.broker._server import Broker
 
 _START_TIMEOUT_S = 60.0
@@ -25,7 +26,7 @@ class BrokerThread:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
         self.broker = Broker(config)
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._stop: asyncio.Event | None = None

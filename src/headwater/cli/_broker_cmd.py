@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from headwater.broker import Broker, load_config
+from headwater.broker import Broker, load_config, new_event_loop
 from headwater.cli._common import fail
 
 
@@ -81,7 +81,8 @@ def broker(
     except (OSError, ValueError) as exc:
         raise fail(f"bad broker configuration: {exc}") from None
     try:
-        asyncio.run(_serve(settings))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(_serve(settings))
     except OSError as exc:
         raise fail(f"cannot start the broker: {exc}. Is the port already in use?") from None
 

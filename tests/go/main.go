@@ -1,7 +1,8 @@
 // Command goclient exercises the broker with the pure-Go sarama client: it produces keyed
-// messages with acks=all, then consumes them back in a consumer group and checks per-key order.
+// messages with acks=all (optionally with sarama's idempotent producer), then consumes them
+// back in a consumer group and checks per-key order.
 //
-// Usage: goclient BOOTSTRAP TOPIC COUNT
+// Usage: goclient BOOTSTRAP TOPIC COUNT [idempotent]
 package main
 
 import (
@@ -56,8 +57,8 @@ func (h *handler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerG
 }
 
 func main() {
-	if len(os.Args) != 4 {
-		fail("usage: goclient BOOTSTRAP TOPIC COUNT")
+	if len(os.Args) != 4 && !(len(os.Args) == 5 && os.Args[4] == "idempotent") {
+		fail("usage: goclient BOOTSTRAP TOPIC COUNT [idempotent]")
 	}
 	bootstrap, topic := os.Args[1], os.Args[2]
 	count, err := strconv.Atoi(os.Args[3])
@@ -76,6 +77,11 @@ func main() {
 	config.Consumer.Offsets.Retention = 24 * time.Hour
 	config.Consumer.Offsets.CommitInterval = 100 * time.Millisecond
 	config.Consumer.Group.Rebalance.Strategy = sarama.BalanceStrategyRange
+	if len(os.Args) == 5 {
+		// What sarama itself requires of an idempotent producer, nothing more.
+		config.Producer.Idempotent = true
+		config.Net.MaxOpenRequests = 1
+	}
 
 	producer, err := sarama.NewSyncProducer([]string{bootstrap}, config)
 	if err != nil {

@@ -13,12 +13,13 @@ from headwater.cli import (
     _registry_cmd,
     _sink_cmd,
     _topics_cmd,
+    _txn_cmd,
 )
 
 app = typer.Typer(
     name="headwater",
     help="Real-time data ingestion on the Kafka protocol: broker, streams demo, sinks, "
-    "schema registry, contracts, topics and groups.",
+    "schema registry, contracts, topics, groups and transactions.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -26,6 +27,7 @@ app = typer.Typer(
 app.command("broker")(_broker_cmd.broker)
 app.add_typer(_topics_cmd.app, name="topics")
 app.add_typer(_groups_cmd.app, name="groups")
+app.add_typer(_txn_cmd.app, name="transactions")
 app.command("produce")(_io_cmd.produce)
 app.command("consume")(_io_cmd.consume)
 app.command("demo")(_demo_cmd.demo)

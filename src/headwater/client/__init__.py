@@ -1,5 +1,6 @@
 """Our face over confluent-kafka: profiles with safe defaults, serializers, retries with
-backoff, dead-letter topics, lineage headers and typed helpers.
+backoff, dead-letter topics, lineage headers, typed helpers, and a small request client for the
+transactions admin APIs confluent-kafka lacks.
 
 This is the only package that imports confluent_kafka; the rest of headwater uses the names
 re-exported here, so it runs unchanged against any Kafka-compatible cluster.
@@ -65,6 +66,7 @@ __all__ = [
     "KafkaException",
     "Message",
     "Producer",
+    "ProducerState",
     "ProducerStats",
     "ProtobufSerde",
     "Serde",
@@ -74,6 +76,10 @@ __all__ = [
     "TopicPartition",
     "TopicTable",
     "TopicTableError",
+    "TransactionAdmin",
+    "TransactionDescription",
+    "TransactionListing",
+    "WireError",
     "add_lineage",
     "consume",
     "consumer_config",
@@ -92,15 +98,28 @@ __all__ = [
 if TYPE_CHECKING:
     from headwater.client._schema_serde import AvroSerde, JsonSchemaSerde, ProtobufSerde
     from headwater.client._topic_table import TopicTable, TopicTableError
+    from headwater.client._txn_admin import (
+        ProducerState,
+        TransactionAdmin,
+        TransactionDescription,
+        TransactionListing,
+    )
+    from headwater.client._wire import WireError
 
 # Loaded on first use: the schema-registry client stack (httpx, authlib, fastavro, protobuf)
-# costs tens of megabytes that a plain producer or the CLI should not pay.
+# costs tens of megabytes that a plain producer or the CLI should not pay, and the
+# transactions admin brings kio's schemas, which only its commands need.
 _LAZY = {
     "AvroSerde": "headwater.client._schema_serde",
     "JsonSchemaSerde": "headwater.client._schema_serde",
     "ProtobufSerde": "headwater.client._schema_serde",
     "TopicTable": "headwater.client._topic_table",
     "TopicTableError": "headwater.client._topic_table",
+    "ProducerState": "headwater.client._txn_admin",
+    "TransactionAdmin": "headwater.client._txn_admin",
+    "TransactionDescription": "headwater.client._txn_admin",
+    "TransactionListing": "headwater.client._txn_admin",
+    "WireError": "headwater.client._wire",
 }
 
 

@@ -84,6 +84,9 @@ def test_errors_are_clear(bootstrap: str) -> None:
         ["produce"],
         ["consume"],
         ["groups", "reset-offsets"],
+        ["transactions", "list"],
+        ["transactions", "describe"],
+        ["transactions", "producers"],
         ["demo"],
     ],
 )

@@ -101,6 +101,8 @@ def test_open_transaction_is_listed_described_and_seen_on_partitions(open_txn: O
     on_partitions = {r[0]: r for r in rows(producers) if r[1] == producer_id}
     assert set(on_partitions) == {"0", "1"}
     assert all(r[6] == "0" for r in on_partitions.values()), producers  # first record of each
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    assert all(re.fullmatch(stamp, r[4]) for r in on_partitions.values()), producers
     only_one = hw(boot, "producers", TOPIC, "--partition", "1").stdout
     assert [r[0] for r in rows(only_one)[1:]] == ["1"]
 

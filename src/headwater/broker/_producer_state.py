@@ -39,6 +39,7 @@ DUPLICATE_SEQUENCE_NUMBER = 46
 @dataclass(slots=True)
 class _Producer:
     epoch: int
+    last_timestamp: int = -1  # max timestamp of its latest batch, for DescribeProducers
     # (first sequence, last sequence, base offset, last offset) of recent batches, oldest first.
     batches: deque[tuple[int, int, int, int]] = field(
         default_factory=lambda: deque(maxlen=BATCHES_REMEMBERED)
@@ -88,7 +89,7 @@ class ProducerState:
             data = json.loads(state._path.read_bytes())
             state.snapshot_offset = int(data["offset"])
             for pid, entry in data["producers"].items():
-                producer = _Producer(int(entry["epoch"]))
+                producer = _Producer(int(entry["epoch"]), int(entry.get("ts", -1)))
                 producer.batches.extend(tuple(b) for b in entry["batches"])
                 state._producers[int(pid)] = producer
             state.ongoing = {int(k): int(v) for k, v in data.get("ongoing", {}).items()}
@@ -186,6 +187,7 @@ class ProducerState:
         producer.batches.append(
             (header.base_sequence, _last_sequence(header), header.base_offset, header.last_offset)
         )
+        producer.last_timestamp = header.max_timestamp
 
     def snapshot(self, offset: int) -> None:
         """Persist the state as of ``offset`` (everything below it is reflected)."""
@@ -194,7 +196,11 @@ class ProducerState:
             {
                 "offset": offset,
                 "producers": {
-                    str(pid): {"epoch": p.epoch, "batches": [list(b) for b in p.batches]}
+                    str(pid): {
+                        "epoch": p.epoch,
+                        "ts": p.last_timestamp,
+                        "batches": [list(b) for b in p.batches],
+                    }
                     for pid, p in self._producers.items()
                 },
                 "ongoing": {str(k): v for k, v in self.ongoing.items()},
@@ -203,10 +209,11 @@ class ProducerState:
         )
         self.snapshot_offset = offset
 
-    def producers(self) -> dict[int, tuple[int, int, int]]:
-        """Producer id -> (epoch, last sequence, last offset), for DescribeProducers."""
+    def producers(self) -> dict[int, tuple[int, int, int, int]]:
+        """Producer id -> (epoch, last sequence, last offset, last timestamp), for
+        DescribeProducers."""
         return {
-            pid: (p.epoch, p.batches[-1][1], p.batches[-1][3])
+            pid: (p.epoch, p.batches[-1][1], p.batches[-1][3], p.last_timestamp)
             for pid, p in self._producers.items()
             if p.batches
         }

@@ -100,7 +100,7 @@ class TransactionCoordinator:
                         tp[0],
                         tp[1],
                     )
-                    epoch = partition.producers.producers().get(pid, (0, 0, 0))[0]
+                    epoch = partition.producers.producers().get(pid, (0, 0, 0, -1))[0]
                     self._write_marker(partition, pid, epoch, committed=False, now_ms=now)
                     orphans.add(pid)
         await self._fence_orphans(orphans)

@@ -263,11 +263,11 @@ async def describe_producers(ctx: RequestContext, request: Any) -> dict[str, Any
                             "producer_id": pid,
                             "producer_epoch": epoch,
                             "last_sequence": seq,
-                            "last_timestamp": -1,
+                            "last_timestamp": timestamp,
                             "coordinator_epoch": 0,
                             "current_txn_start_offset": state.ongoing.get(pid, -1),
                         }
-                        for pid, (epoch, seq, _) in state.producers().items()
+                        for pid, (epoch, seq, _, timestamp) in state.producers().items()
                     ],
                 }
             )

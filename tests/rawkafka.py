@@ -72,3 +72,38 @@ def call(sock: socket.socket, api_key: int, version: int, body: dict[str, Any]) 
     header_len = 4 if (not response_type.__flexible__ or api_key == 18) else 5
     entity, _ = entity_reader(response_type)(memoryview(frame), header_len)
     return entity
+
+
+def txn_offset_commit(
+    sock: socket.socket,
+    version: int,
+    txn: tuple[str, int, int],
+    group: str,
+    topic: str,
+    offset: int,
+) -> int:
+    """TxnOffsetCommit of partition 0 of ``topic`` for ``txn`` = (transactional id, producer
+    id, epoch), as a standalone consumer would (generation -1, no member id); its error code."""
+    txn_id, producer_id, producer_epoch = txn
+    response = call(
+        sock,
+        28,
+        version,
+        {
+            "transactional_id": txn_id,
+            "group_id": group,
+            "producer_id": producer_id,
+            "producer_epoch": producer_epoch,
+            "generation_id": -1,
+            "member_id": "",
+            "topics": [
+                {
+                    "name": topic,
+                    "partitions": [
+                        {"partition_index": 0, "committed_offset": offset, "committed_metadata": ""}
+                    ],
+                }
+            ],
+        },
+    )
+    return int(response.topics[0].partitions[0].error_code)

@@ -33,7 +33,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from headwater.broker import BrokerThread
 from headwater.protocol import NewRecord, build_batch
 from headwater.testing import BrokerProcess, embedded_broker
-from rawkafka import call, connect, encode_request, read_frame
+from rawkafka import call, connect, encode_request, read_frame, txn_offset_commit
 
 # A bound against hanging forever, never a speed assertion.
 DEADLINE_S = 60.0
@@ -516,34 +516,9 @@ class _RawTxn:
         return int(response.error_code)
 
     def commit_offset(self, group: str, topic: str, offset: int) -> int:
-        """TxnOffsetCommit of partition 0 of ``topic``, as a standalone consumer would
-        (generation -1, no member id)."""
-        response = call(
-            self.sock,
-            28,
-            3,
-            {
-                "transactional_id": self.txn_id,
-                "group_id": group,
-                "producer_id": self.producer_id,
-                "producer_epoch": self.producer_epoch,
-                "generation_id": -1,
-                "member_id": "",
-                "topics": [
-                    {
-                        "name": topic,
-                        "partitions": [
-                            {
-                                "partition_index": 0,
-                                "committed_offset": offset,
-                                "committed_metadata": "",
-                            }
-                        ],
-                    }
-                ],
-            },
-        )
-        return int(response.topics[0].partitions[0].error_code)
+        """TxnOffsetCommit v3 of partition 0 of ``topic``."""
+        txn = (self.txn_id, self.producer_id, self.producer_epoch)
+        return txn_offset_commit(self.sock, 3, txn, group, topic, offset)
 
 
 def test_late_produce_after_end_txn_is_rejected(bootstrap: str) -> None:

@@ -22,7 +22,7 @@ from headwater.broker import BrokerThread
 from headwater.broker._txn_store import COMPLETE_COMMIT, TxnMeta, TxnStore
 from headwater.protocol import NewRecord, build_batch
 from headwater.testing import embedded_broker
-from rawkafka import call, connect
+from rawkafka import call, connect, txn_offset_commit
 
 INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
@@ -105,32 +105,9 @@ class V2Producer:
         return response
 
     def commit_offset(self, group: str, topic: str, offset: int) -> int:
-        response = call(
-            self.sock,
-            28,
-            5,
-            {
-                "transactional_id": self.txn_id,
-                "group_id": group,
-                "producer_id": self.producer_id,
-                "producer_epoch": self.producer_epoch,
-                "generation_id": -1,
-                "member_id": "",
-                "topics": [
-                    {
-                        "name": topic,
-                        "partitions": [
-                            {
-                                "partition_index": 0,
-                                "committed_offset": offset,
-                                "committed_metadata": "",
-                            }
-                        ],
-                    }
-                ],
-            },
-        )
-        return int(response.topics[0].partitions[0].error_code)
+        """TxnOffsetCommit v5 of partition 0 of ``topic``."""
+        txn = (self.txn_id, self.producer_id, self.producer_epoch)
+        return txn_offset_commit(self.sock, 5, txn, group, topic, offset)
 
 
 def _create(bootstrap: str, topics: dict[str, int]) -> None:

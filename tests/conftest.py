@@ -13,6 +13,8 @@ from headwater.broker import BrokerThread
 from headwater.testing import embedded_broker
 
 settings.register_profile("ci", deadline=None, max_examples=60)
+# scripts/fuzz runs the property tests with this profile too.
+settings.register_profile("long", deadline=None, max_examples=20_000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -21,16 +21,15 @@ from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
 from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
-from kio.serial import entity_reader, entity_writer
+from kio.serial import entity_writer
 from kio.serial._introspect import EntityField, EntityTupleField, classify_field
 from kio.static.protocol import Entity
 
+from headwater.protocol._decode import decode_entity
 from headwater.protocol._errors import ProtocolError
 
 _EPOCH = datetime.datetime.fromtimestamp(0, datetime.UTC)
 _ZERO_UUID = uuid.UUID(int=0)
-
-Reader = Callable[[memoryview, int], tuple[Any, int]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,28 +64,26 @@ def response_type(api_key: int, api_version: int) -> type[Entity]:
 
 
 @functools.cache
-def _reader(entity_type: type[Entity]) -> Reader:
-    return entity_reader(entity_type)
-
-
-@functools.cache
 def _writer(entity_type: type[Entity]) -> Callable[[io.BytesIO, Any], None]:
     return entity_writer(entity_type)
 
 
 def decode_request(frame: bytes | memoryview) -> tuple[RequestHeader, Any]:
-    """Decode a whole request frame (without its size prefix) into header and kio entity."""
-    api_key, api_version, _ = peek_header(frame)
-    body_type = request_type(api_key, api_version)
-    view = memoryview(frame)
-    header_type = RequestHeaderV2 if body_type.__flexible__ else RequestHeaderV1
+    """Decode a whole request frame (without its size prefix) into header and kio entity.
+
+    The frame comes from an untrusted peer, so it goes through the bounds-checked reader
+    (``_decode``), never kio's native one: no length in the frame can make the broker allocate
+    more than the frame itself holds. Raises ``ProtocolError`` (``MalformedRequest``).
+    """
+    data = bytes(frame) if isinstance(frame, memoryview) else frame
+    api_key, api_version, _ = peek_header(data)
     try:
-        header, used = _reader(header_type)(view, 0)
-        body, _body_used = _reader(body_type)(view, used)
-    except (ValueError, IndexError, UnicodeDecodeError, struct.error) as exc:
-        raise ProtocolError(f"cannot decode api_key={api_key} v{api_version}: {exc}") from exc
-    except Exception as exc:  # kio's native reader raises its own types on truncation
-        raise ProtocolError(f"cannot decode api_key={api_key} v{api_version}: {exc}") from exc
+        body_type = request_type(api_key, api_version)
+    except Exception as exc:  # kio raises its own lookup errors for keys it does not know
+        raise ProtocolError(f"no schema for api_key={api_key} v{api_version}") from exc
+    header_type = RequestHeaderV2 if body_type.__flexible__ else RequestHeaderV1
+    header, used = decode_entity(header_type, data)
+    body, _body_used = decode_entity(body_type, data, used)
     # Trailing bytes are ignored, as Kafka's own parser does: some librdkafka versions send
     # fields of neighbouring versions (e.g. Metadata v12 with authorized-operations flags).
     return (

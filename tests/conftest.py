@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 from headwater.broker import BrokerThread
-from headwater.testing import embedded_broker
+from headwater.testing import KafkaCluster, embedded_broker, kafka_libs_dir
 
 settings.register_profile("ci", deadline=None, max_examples=60)
 # scripts/fuzz runs the property tests with this profile too.
@@ -27,3 +28,28 @@ def broker(tmp_path: Path) -> Iterator[BrokerThread]:
 @pytest.fixture
 def bootstrap(broker: BrokerThread) -> str:
     return broker.bootstrap
+
+
+# -- Apache Kafka ---------------------------------------------------------------------------
+# One 3-node cluster per test session: each JVM takes seconds of CPU to start on 2 cores.
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    if shutil.which("java") is None or not (kafka_libs_dir() / ".complete").is_file():
+        pytest.skip("Apache Kafka jars or java missing: run scripts/install-kafka")
+    with KafkaCluster(3, tmp_path_factory.mktemp("kafka")) as cluster:
+        yield cluster
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that used an Apache Kafka cluster reports the tail of its nodes' logs."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, KafkaCluster):
+                report.sections.append(("Apache Kafka logs", value.logs_tail()))
+    return report

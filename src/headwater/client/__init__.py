@@ -21,6 +21,7 @@ from confluent_kafka import (
 
 from headwater.client._admin import Admin, AdminError, GroupOffsets, TopicInfo
 from headwater.client._backoff import Backoff
+from headwater.client._cluster import ClusterMetadata, PartitionState, describe_cluster
 from headwater.client._dlq import DeadLetterQueue, dead_letter_headers
 from headwater.client._factories import new_consumer, new_producer
 from headwater.client._io import ConsumedRecord, DeliveryError, consume, produce_all
@@ -53,6 +54,7 @@ __all__ = [
     "AvroSerde",
     "Backoff",
     "BytesSerde",
+    "ClusterMetadata",
     "ConsumedRecord",
     "Consumer",
     "DeadLetterQueue",
@@ -65,6 +67,7 @@ __all__ = [
     "KafkaError",
     "KafkaException",
     "Message",
+    "PartitionState",
     "Producer",
     "ProducerState",
     "ProducerStats",
@@ -84,6 +87,7 @@ __all__ = [
     "consume",
     "consumer_config",
     "dead_letter_headers",
+    "describe_cluster",
     "deserialize_many",
     "lineage_headers",
     "new_consumer",

@@ -38,8 +38,9 @@ def bootstrap(broker: BrokerThread) -> str:
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     if shutil.which("java") is None or not (kafka_libs_dir() / ".complete").is_file():
         pytest.skip("Apache Kafka jars or java missing: run scripts/install-kafka")
-    with KafkaCluster(3, tmp_path_factory.mktemp("kafka")) as cluster:
-        yield cluster
+    cluster = KafkaCluster(3, tmp_path_factory.mktemp("kafka")).start()
+    yield cluster
+    cluster.stop(graceful=False)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -95,15 +95,28 @@ def _die_with_parent() -> list[str]:
     return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
-def _tail(path: Path, lines: int) -> str:
+def _tail_lines(path: Path, size_bytes: int) -> list[str] | None:
     try:
         with path.open("rb") as file:
             file.seek(0, os.SEEK_END)
-            file.seek(max(0, file.tell() - 200 * lines))
-            data = file.read().decode(errors="replace")
+            file.seek(max(0, file.tell() - size_bytes))
+            return file.read().decode(errors="replace").splitlines()
     except FileNotFoundError:
+        return None
+
+
+def _tail(path: Path, lines: int) -> str:
+    found = _tail_lines(path, 300 * lines)
+    if found is None:
         return "(no file)\n"
-    return "\n".join(data.splitlines()[-lines:]) + "\n"
+    return "".join(line + "\n" for line in found[-lines:])
+
+
+def _errors(path: Path, count: int) -> str:
+    # A fatal error is followed by hundreds of shutdown lines, so the tail alone hides it.
+    found = _tail_lines(path, 4 * 1024 * 1024) or []
+    errors = [line for line in found if "] ERROR " in line or "] FATAL " in line]
+    return "".join(line + "\n" for line in errors[-count:])
 
 
 @dataclass
@@ -304,11 +317,14 @@ class KafkaCluster:
             time.sleep(_POLL_S)
 
     def logs_tail(self, lines: int = 40) -> str:
-        """The last ``lines`` of every node's log and stdout, for a failing test's report."""
+        """Every node's last errors and last ``lines`` of log and stdout, for a failing test."""
         parts: list[str] = []
         for node in self._nodes.values():
             state = "running" if node.running() else "down"
             parts.append(f"==== Kafka node {node.node_id} ({state}) {node.log_path} ====\n")
+            errors = _errors(node.log_path, 5)
+            if errors:
+                parts.append(f"---- last errors ----\n{errors}---- last {lines} lines ----\n")
             parts.append(_tail(node.log_path, lines))
             parts.append(f"---- stdout/stderr {node.stdout_path} ----\n")
             parts.append(_tail(node.stdout_path, max(5, lines // 4)))

@@ -36,6 +36,8 @@ class BrokerConfig:
     frame_bytes_max: int = 100 * 1024 * 1024
     inflight_requests_max: int = 128
     connections_max: int = 1024
+    # A connection with no request in flight that sends nothing for this long is closed.
+    connections_max_idle_ms: int = 600_000
     fetch_bytes_max: int = 55 * 1024 * 1024
     group_initial_rebalance_delay_ms: int = 0
     group_max_size: int = 1000
@@ -44,8 +46,12 @@ class BrokerConfig:
     retention_check_interval_ms: int = 30_000
     # Broker-wide defaults for topic configs, e.g. {"retention.ms": "3600000"}.
     topic_defaults: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Serve Prometheus metrics on http://host:metrics_port/metrics; None turns it off.
+    metrics_port: int | None = None
     # Test-only fault hooks: never enable in production.
     fault_hooks: bool = False
+    # Test-only: write sample request frames here, the request fuzzer's seed corpus.
+    frame_capture_dir: Path | None = None
 
     @property
     def advertised(self) -> tuple[str, int]:
@@ -61,6 +67,7 @@ class BrokerConfig:
             "frame_bytes_max",
             "inflight_requests_max",
             "connections_max",
+            "connections_max_idle_ms",
             "fetch_bytes_max",
             "message_max_bytes",
             "num_partitions",
@@ -78,10 +85,12 @@ def _convert(name: str, value: Any) -> Any:
     kind = type(getattr(BrokerConfig(), name))
     if name in ("advertised_host",):
         return None if value in (None, "") else str(value)
-    if name in ("advertised_port",):
+    if name in ("advertised_port", "metrics_port"):
         return None if value in (None, "") else int(value)
     if name == "data_dir":
         return Path(value)
+    if name == "frame_capture_dir":
+        return None if value in (None, "") else Path(value)
     if name == "topic_defaults":
         if not isinstance(value, Mapping):
             raise ValueError("topic_defaults must be a table of config name = value")

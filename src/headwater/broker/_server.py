@@ -9,25 +9,59 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from headwater.broker import handlers as _handlers  # noqa: F401  (registers every API)
+from headwater.broker._capture import FrameCapture
 from headwater.broker._config import BrokerConfig
 from headwater.broker._context import RequestContext
 from headwater.broker._durable_file import read_json, write_json
 from headwater.broker._group_commit import GroupCommitter
 from headwater.broker._groups_shell import GroupsShell
+from headwater.broker._metrics import BrokerMetrics, MetricsServer
 from headwater.broker._offsets import OffsetStore
+from headwater.broker._ratelog import RateLimitedLog
 from headwater.broker._registry import HANDLERS
 from headwater.broker._topics import TopicManager
 from headwater.broker._txn_coordinator import TransactionCoordinator
 from headwater.protocol import ProtocolError
 from headwater.protocol._codec import decode_request, encode_response, peek_header
+from headwater.protocol._framing import FrameReader
 
 log = logging.getLogger(__name__)
+
+# How much one socket read may take; a frame larger than this arrives over several reads.
+_READ_BYTES = 256 * 1024
+
+
+class RequestRejected(ProtocolError):
+    """A request refused before any handler ran: it closes its connection and is counted."""
+
+    def __init__(self, api_key: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.api_key = api_key
+        self.reason = reason
+
+
+@dataclasses.dataclass(slots=True)
+class _Connection:
+    """Per-connection state the reader and writer tasks share."""
+
+    client: str
+    responses: asyncio.Queue[asyncio.Task[bytes | None] | None]
+    inflight: int = 0
+
+    @property
+    def client_host(self) -> str:
+        return self.client.rsplit(":", 1)[0]
+
+    def done(self, _task: asyncio.Task[bytes | None]) -> None:
+        self.inflight -= 1
+
 
 API_VERSIONS_KEY = 18
 UNSUPPORTED_VERSION = 35
@@ -46,11 +80,16 @@ class Broker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: set[asyncio.Task[Any]] = set()
         self.committer = GroupCommitter()
+        self.metrics = BrokerMetrics()
+        self._bad_input = RateLimitedLog(log)
+        self.metrics_server: MetricsServer | None = None
         # Test-only fault hooks, honoured only when config.fault_hooks is set: api_key ->
         # "close" (drop the connection), "delay:<ms>", or "drop-response" (apply, never answer).
         self.faults: dict[int, str] = {}
         self.started_ms = 0
         self._pid_next = self._pid_limit = 0
+        capture_dir = config.frame_capture_dir
+        self._capture = FrameCapture(capture_dir) if capture_dir is not None else None
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -79,6 +118,10 @@ class Broker:
         self._server = await asyncio.start_server(
             self._serve_connection, self.config.host, self.config.port, limit=1 << 20
         )
+        if self.config.metrics_port is not None:
+            self.metrics_server = MetricsServer(
+                self.metrics.registry, self.config.host, self.config.metrics_port
+            )
         for coro in (self.groups.run(), self._maintenance(), self._expire_transactions()):
             task = asyncio.create_task(coro)
             self._tasks.add(task)
@@ -93,6 +136,9 @@ class Broker:
         """Stop accepting, cancel connections and tasks, flush and close every log."""
         if self._server is not None:
             self._server.close()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+            self.metrics_server = None
         for task in list(self._connections) + list(self._tasks):
             task.cancel()
         for task in list(self._connections) + list(self._tasks):
@@ -158,64 +204,74 @@ class Broker:
         task = asyncio.current_task()
         assert task is not None
         peer = writer.get_extra_info("peername")
-        client_host = str(peer[0]) if peer else "unknown"
+        client = f"{peer[0]}:{peer[1]}" if peer else "unknown"
         if len(self._connections) >= self.config.connections_max:
-            log.warning(
+            self.metrics.connections_refused.labels("connections_max").inc()
+            self._bad_input.warning(
                 "connection refused: connections_max=%d reached peer=%s",
                 self.config.connections_max,
-                client_host,
+                client,
             )
             writer.close()
             return
         self._connections.add(task)
-        responses: asyncio.Queue[asyncio.Task[bytes | None] | None] = asyncio.Queue(
-            self.config.inflight_requests_max
-        )
-        writer_task = asyncio.create_task(self._write_responses(responses, writer))
+        self.metrics.connections_accepted.inc()
+        self.metrics.connections_active.inc()
+        conn = _Connection(client, asyncio.Queue(self.config.inflight_requests_max))
+        writer_task = asyncio.create_task(self._write_responses(conn, writer))
         peer_gone = True
         try:
-            await self._read_requests(reader, responses, client_host)
+            await self._read_requests(reader, conn)
         except (ConnectionError, asyncio.IncompleteReadError):
-            log.debug("connection closed by peer=%s", client_host)
+            log.debug("connection closed by peer=%s", client)
         except asyncio.CancelledError:
             # Broker shutdown: end quietly (the streams callback inspects this task's result).
             pass
+        except TimeoutError:
+            self.metrics.connections_closed.labels("idle").inc()
+            log.info("closing idle connection peer=%s", client)
         except ProtocolError as exc:
-            log.warning("closing connection peer=%s reason=%s", client_host, exc)
+            self._reject(conn, None, exc)
             peer_gone = False  # answer what came before the bad frame, then close
         finally:
-            if peer_gone or responses.full():
+            if peer_gone or conn.responses.full():
                 writer_task.cancel()
             else:
-                responses.put_nowait(None)
+                conn.responses.put_nowait(None)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer_task
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             self._connections.discard(task)
+            self.metrics.connections_active.dec()
 
-    async def _read_requests(
-        self,
-        reader: asyncio.StreamReader,
-        responses: asyncio.Queue[asyncio.Task[bytes | None] | None],
-        client_host: str,
-    ) -> None:
-        frame_max = self.config.frame_bytes_max
+    async def _read_requests(self, reader: asyncio.StreamReader, conn: _Connection) -> None:
+        """Cut frames from the socket and start a handler for each, in order.
+
+        A connection with nothing in flight that stays silent for connections_max_idle_ms is
+        closed (TimeoutError), as Kafka does, so half-sent frames cannot hold it forever.
+        """
+        framer = FrameReader(self.config.frame_bytes_max)
+        idle_s = self.config.connections_max_idle_ms / 1000
         while True:
-            prefix = await reader.readexactly(4)
-            size = int.from_bytes(prefix, "big", signed=True)
-            if size < 8 or size > frame_max:
-                raise ProtocolError(f"frame size {size} outside 8..{frame_max} (frame_bytes_max)")
-            frame = await reader.readexactly(size)
-            request = asyncio.create_task(self._dispatch(frame, client_host))
-            await responses.put(request)
+            try:
+                async with asyncio.timeout(idle_s):
+                    data = await reader.read(_READ_BYTES)
+            except TimeoutError:
+                if conn.inflight:
+                    continue
+                raise
+            if not data:
+                raise asyncio.IncompleteReadError(b"", framer.frame_bytes_expected or None)
+            for frame in framer.feed(data):
+                request = asyncio.create_task(self._dispatch(frame, conn))
+                conn.inflight += 1
+                request.add_done_callback(conn.done)
+                await conn.responses.put(request)
 
-    async def _write_responses(
-        self,
-        responses: asyncio.Queue[asyncio.Task[bytes | None] | None],
-        writer: asyncio.StreamWriter,
-    ) -> None:
+    async def _write_responses(self, conn: _Connection, writer: asyncio.StreamWriter) -> None:
+        responses = conn.responses
         try:
             while True:
                 request = await responses.get()
@@ -224,11 +280,16 @@ class Broker:
                 try:
                     data = await request
                 except ProtocolError as exc:
-                    log.warning("closing connection reason=%s", exc)
+                    self._reject(conn, getattr(exc, "api_key", None), exc)
                     writer.transport.abort()
                     return
                 except Exception:
-                    log.exception("handler failed; closing the connection")
+                    self.metrics.connections_closed.labels("handler_error").inc()
+                    self._bad_input.warning(
+                        "handler failed; closing the connection peer=%s",
+                        conn.client,
+                        exc_info=True,
+                    )
                     writer.transport.abort()
                     return
                 if data is not None:
@@ -242,7 +303,23 @@ class Broker:
                 if pending is not None:
                     pending.cancel()
 
-    async def _dispatch(self, frame: bytes, client_host: str) -> bytes | None:
+    def _reject(self, conn: _Connection, api_key: int | None, exc: ProtocolError) -> None:
+        """Count and log (rate-limited) input that closes its connection."""
+        reason = getattr(exc, "reason", "malformed")
+        self.metrics.rejected(api_key, reason)
+        self.metrics.connections_closed.labels(reason).inc()
+        self._bad_input.warning("closing connection peer=%s reason=%s", conn.client, exc)
+
+    async def handle_frame(self, frame: bytes, client: str = "local:0") -> bytes | None:
+        """Answer one request frame (without its size prefix) as a connection would.
+
+        Returns the size-prefixed response, or None when the request takes none (acks=0).
+        Raises ``ProtocolError`` for input that closes a connection. The request fuzzer and
+        its regression tests drive the broker through this, without sockets.
+        """
+        return await self._dispatch(frame, _Connection(client, asyncio.Queue()))
+
+    async def _dispatch(self, frame: bytes, conn: _Connection) -> bytes | None:
         api_key, version, correlation_id = peek_header(frame)
         handler = HANDLERS.get(api_key)
         if api_key == API_VERSIONS_KEY and (handler is None or version > handler.max_version):
@@ -255,25 +332,29 @@ class Broker:
                 {"error_code": UNSUPPORTED_VERSION, "api_keys": self.api_versions()},
             )
         if handler is None:
-            raise ProtocolError(f"unknown api_key={api_key}")
+            raise RequestRejected(api_key, "unknown_api", f"unknown api_key={api_key}")
         if not handler.min_version <= version <= handler.max_version:
-            raise ProtocolError(
+            raise RequestRejected(
+                api_key,
+                "unsupported_version",
                 f"unsupported version api_key={api_key} ({handler.name}) v{version}; "
-                f"supported {handler.min_version}..{handler.max_version}"
+                f"supported {handler.min_version}..{handler.max_version}",
             )
         try:
             header, body = decode_request(frame)
-        except ProtocolError:
-            log.warning(
-                "undecodable frame api_key=%d v%d hex=%s", api_key, version, frame[:200].hex()
-            )
-            raise
+        except ProtocolError as exc:
+            raise RequestRejected(
+                api_key, "malformed", f"undecodable {handler.name} v{version}: {exc}"
+            ) from None
+        self.metrics.request(api_key)
+        if self._capture is not None:
+            self._capture.offer(frame, api_key, version, header.client_id)
         action = self.faults.pop(api_key, None) if self.config.fault_hooks else None
         if action == "close":
             raise ProtocolError(f"fault hook closed the connection on api_key={api_key}")
         if action is not None and action.startswith("delay:"):
             await asyncio.sleep(int(action.split(":", 1)[1]) / 1000)
-        ctx = RequestContext(self, header, client_host)
+        ctx = RequestContext(self, header, conn.client_host)
         response = await handler.fn(ctx, body)
         if response is None:
             return None

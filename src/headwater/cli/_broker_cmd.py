@@ -58,6 +58,13 @@ def broker(
     num_partitions: Annotated[
         int | None, typer.Option(help="Partitions of auto-created topics [default 1].")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve Prometheus metrics on http://HOST:PORT/metrics [default off; 0 picks "
+            "a free port; env HEADWATER_METRICS_PORT]."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """Start the broker; any Kafka client can connect to it. Ctrl-C stops it cleanly."""
@@ -76,6 +83,7 @@ def broker(
                 "fsync_policy": fsync_policy,
                 "auto_create_topics": auto_create_topics,
                 "num_partitions": num_partitions,
+                "metrics_port": metrics_port,
             },
         )
     except (OSError, ValueError) as exc:
@@ -91,6 +99,11 @@ async def _serve(settings: object) -> None:
     server = Broker(settings)  # type: ignore[arg-type]
     await server.start()
     host, port = server.advertised
+    if server.metrics_server is not None:
+        typer.echo(
+            f"metrics on http://{server.config.host}:{server.metrics_server.port}/metrics",
+            err=True,
+        )
     typer.echo(
         f"headwater broker ready on {host}:{port} (data in {server.config.data_dir})", err=True
     )

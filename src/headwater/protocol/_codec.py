@@ -83,7 +83,10 @@ def decode_request(frame: bytes | memoryview) -> tuple[RequestHeader, Any]:
         raise ProtocolError(f"no schema for api_key={api_key} v{api_version}") from exc
     header_type = RequestHeaderV2 if body_type.__flexible__ else RequestHeaderV1
     header, used = decode_entity(header_type, data)
-    body, _body_used = decode_entity(body_type, data, used)
+    try:
+        body, _body_used = decode_entity(body_type, data, used)
+    except NotImplementedError as exc:  # a schema shape no request the broker serves uses
+        raise ProtocolError(f"cannot decode api_key={api_key} v{api_version}: {exc}") from exc
     # Trailing bytes are ignored, as Kafka's own parser does: some librdkafka versions send
     # fields of neighbouring versions (e.g. Metadata v12 with authorized-operations flags).
     return (

@@ -168,6 +168,22 @@ def _array(
     return read
 
 
+def _struct(entity_type: type[Entity], nullable: bool) -> Reader:
+    """A nested struct field; a nullable one is preceded by a presence byte, as in Kafka."""
+    read_entity = entity_reader(entity_type)
+    if not nullable:
+        return read_entity
+
+    def read(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
+        if pos >= end:
+            raise _short("struct marker", 1, 0)
+        if buf[pos] >= 0x80:  # a negative int8 marks null
+            return None, pos + 1
+        return read_entity(buf, pos + 1, end)
+
+    return read
+
+
 # -- fixed-width fields: struct format and the conversion kio applies ------------------------
 
 
@@ -273,7 +289,9 @@ class _Generator:
             self.value(name, read, True, 1 if flexible else 4)
             return
         if isinstance(kind, EntityField):
-            raise NotImplementedError(f"no bounded reader for a nested struct field ({name})")
+            read = _struct(kind.type_, nullable)
+            self.value(name, read, nullable, entity_min_bytes(kind.type_) + (1 if nullable else 0))
+            return
         kafka_type = field.metadata["kafka_type"]
         if isinstance(kind, PrimitiveTupleField):
             item, item_min, fmt = _primitive_item(kafka_type, flexible and not in_header)

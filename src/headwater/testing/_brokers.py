@@ -17,12 +17,20 @@ from typing import Any
 from headwater.broker import BrokerConfig, BrokerThread
 
 _READY = re.compile(r"ready on (\S+):(\d+)")
+_METRICS = re.compile(r"metrics on http://\S+:(\d+)/metrics")
 _START_TIMEOUT_S = 60.0
 
 
 @contextmanager
 def embedded_broker(data_dir: Path, **settings: Any) -> Iterator[BrokerThread]:
-    """A broker on 127.0.0.1 and a free port, stopped cleanly when the block ends."""
+    """A broker on 127.0.0.1 and a free port, stopped cleanly when the block ends.
+
+    ``HEADWATER_FRAME_CAPTURE_DIR`` in the environment records sample request frames there
+    (how the request fuzzer's seed corpus is made; ``headwater broker`` reads it too).
+    """
+    capture = os.environ.get("HEADWATER_FRAME_CAPTURE_DIR")
+    if capture and "frame_capture_dir" not in settings:
+        settings["frame_capture_dir"] = Path(capture)
     config = BrokerConfig(host="127.0.0.1", port=0, data_dir=data_dir, **settings)
     with BrokerThread(config) as running:
         yield running
@@ -31,10 +39,18 @@ def embedded_broker(data_dir: Path, **settings: Any) -> Iterator[BrokerThread]:
 class BrokerProcess:
     """``headwater broker`` in a child process; ``kill()`` sends SIGKILL, ``start()`` again."""
 
-    def __init__(self, data_dir: Path, *extra_args: str, port: int = 0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra_args: str,
+        port: int = 0,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.extra_args = extra_args
         self.port = port
+        self.env = env or {}
+        self.metrics_port: int | None = None
         self.process: subprocess.Popen[str] | None = None
         self.log: list[str] = []
 
@@ -60,6 +76,7 @@ class BrokerProcess:
         ]
         env = dict(os.environ)
         env.pop("HEADWATER_CONFIG", None)
+        env.update(self.env)
         self.process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
         ready = threading.Event()
 
@@ -67,6 +84,9 @@ class BrokerProcess:
             assert self.process is not None and self.process.stderr is not None
             for line in self.process.stderr:
                 self.log.append(line)
+                metrics = _METRICS.search(line)
+                if metrics:
+                    self.metrics_port = int(metrics.group(1))
                 found = _READY.search(line)
                 if found and not ready.is_set():
                     self.port = int(found.group(2))

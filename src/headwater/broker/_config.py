@@ -34,6 +34,9 @@ class BrokerConfig:
     fsync_policy: str = "acks-all"
     message_max_bytes: int = 1_048_588
     frame_bytes_max: int = 100 * 1024 * 1024
+    # Bytes of requests held at once, received or in flight, over all connections (Kafka's
+    # queued.max.request.bytes); must be at least frame_bytes_max.
+    queued_request_bytes_max: int = 256 * 1024 * 1024
     inflight_requests_max: int = 128
     connections_max: int = 1024
     # A connection with no request in flight that sends nothing for this long is closed.
@@ -74,6 +77,11 @@ class BrokerConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.queued_request_bytes_max < self.frame_bytes_max:
+            raise ValueError(
+                f"queued_request_bytes_max={self.queued_request_bytes_max} is below "
+                f"frame_bytes_max={self.frame_bytes_max}: the largest frame could never be read"
+            )
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is not a TCP port")
 

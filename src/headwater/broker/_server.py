@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from headwater.broker import handlers as _handlers  # noqa: F401  (registers every API)
+from headwater.broker._budget import ByteBudget
 from headwater.broker._capture import FrameCapture
 from headwater.broker._config import BrokerConfig
 from headwater.broker._context import RequestContext
@@ -59,8 +61,9 @@ class _Connection:
     def client_host(self) -> str:
         return self.client.rsplit(":", 1)[0]
 
-    def done(self, _task: asyncio.Task[bytes | None]) -> None:
+    def done(self, budget: ByteBudget, size: int, _task: asyncio.Task[bytes | None]) -> None:
         self.inflight -= 1
+        budget.release(size)
 
 
 API_VERSIONS_KEY = 18
@@ -83,6 +86,7 @@ class Broker:
         self.metrics = BrokerMetrics()
         self._bad_input = RateLimitedLog(log)
         self.metrics_server: MetricsServer | None = None
+        self.request_budget = ByteBudget(config.queued_request_bytes_max)
         # Test-only fault hooks, honoured only when config.fault_hooks is set: api_key ->
         # "close" (drop the connection), "delay:<ms>", or "drop-response" (apply, never answer).
         self.faults: dict[int, str] = {}
@@ -250,25 +254,42 @@ class Broker:
         """Cut frames from the socket and start a handler for each, in order.
 
         A connection with nothing in flight that stays silent for connections_max_idle_ms is
-        closed (TimeoutError), as Kafka does, so half-sent frames cannot hold it forever.
+        closed (TimeoutError), as Kafka does, so half-sent frames cannot hold it forever. Each
+        frame's bytes are reserved from the broker-wide request budget from the moment its
+        size is known until its handler is done.
         """
         framer = FrameReader(self.config.frame_bytes_max)
         idle_s = self.config.connections_max_idle_ms / 1000
-        while True:
-            try:
-                async with asyncio.timeout(idle_s):
-                    data = await reader.read(_READ_BYTES)
-            except TimeoutError:
-                if conn.inflight:
-                    continue
-                raise
-            if not data:
-                raise asyncio.IncompleteReadError(b"", framer.frame_bytes_expected or None)
-            for frame in framer.feed(data):
-                request = asyncio.create_task(self._dispatch(frame, conn))
-                conn.inflight += 1
-                request.add_done_callback(conn.done)
-                await conn.responses.put(request)
+        budget = self.request_budget
+        reserved = 0  # bytes reserved for the frame now being received
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(idle_s):
+                        data = await reader.read(_READ_BYTES)
+                except TimeoutError:
+                    if conn.inflight:
+                        continue
+                    raise
+                if not data:
+                    raise asyncio.IncompleteReadError(b"", framer.frame_bytes_expected or None)
+                for frame in framer.feed(data):
+                    size = len(frame)
+                    if reserved:
+                        reserved = 0  # the reservation passes to the request
+                    elif not budget.try_reserve(size):
+                        await budget.reserve(size)
+                    request = asyncio.create_task(self._dispatch(frame, conn))
+                    conn.inflight += 1
+                    request.add_done_callback(functools.partial(conn.done, budget, size))
+                    await conn.responses.put(request)
+                expected = framer.frame_bytes_expected
+                if expected and not reserved:
+                    await budget.reserve(expected)
+                    reserved = expected
+        finally:
+            if reserved:
+                budget.release(reserved)
 
     async def _write_responses(self, conn: _Connection, writer: asyncio.StreamWriter) -> None:
         responses = conn.responses

@@ -187,8 +187,14 @@ def _struct(entity_type: type[Entity], nullable: bool) -> Reader:
 # -- fixed-width fields: struct format and the conversion kio applies ------------------------
 
 
+_MILLIS_MAX = datetime.timedelta.max // datetime.timedelta(milliseconds=1)
+_MILLIS_MIN = datetime.timedelta.min // datetime.timedelta(milliseconds=1)
+
+
 def _millis(value: int) -> datetime.timedelta:
-    return datetime.timedelta(milliseconds=value)
+    # Kafka takes any int64 (Long.MAX_VALUE means "forever"); a timedelta holds about 2.7
+    # million years, so larger magnitudes are clamped to that rather than refused.
+    return datetime.timedelta(milliseconds=max(_MILLIS_MIN, min(value, _MILLIS_MAX)))
 
 
 def _uuid(raw: bytes) -> uuid.UUID | None:

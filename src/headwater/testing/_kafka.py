@@ -209,6 +209,11 @@ class KafkaCluster:
     def is_running(self, node_id: int) -> bool:
         return self._node(node_id).running()
 
+    def pid(self, node_id: int) -> int | None:
+        """The process id of node ``node_id``'s JVM, or None when it is not running."""
+        process = self._node(node_id).process
+        return process.pid if process is not None and process.poll() is None else None
+
     def start(self) -> KafkaCluster:
         """Format every node (once) and start them all; returns when Metadata lists them all."""
         java = self._java()

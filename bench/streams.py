@@ -1,13 +1,15 @@
-"""Streams benchmark: the same pipelines in headwater.streams and Quix Streams, one broker.
+"""Streams benchmark: the same pipelines in headwater.streams, Kafka Streams and Quix Streams.
 
 Pipelines, on 200,000 JSON events of ~100 bytes with 100 keys:
   (a) filter + map to an output topic (headwater per-record API, headwater batch API, Quix);
-  (b) a 1-second tumbling count per key on event time with durable state (headwater
-      at-least-once and exactly-once, Quix at-least-once).
+  (b) a 1-second tumbling count per key on event time with durable state (headwater and
+      Kafka Streams at-least-once and exactly-once, Quix at-least-once).
 Each run is a separate process with its own consumer group reading the same input topic from
 a broker process; throughput is input records / seconds from the first record processed until
 the run's final commit. Quix Streams runs from its own virtual environment (bench/.venv-quix,
-created on first use) because it pins an older confluent-kafka.
+created on first use) because it pins an older confluent-kafka. Kafka Streams 4.4 runs as a
+JVM (interop/jvm/.../bench/StreamsBench.java, built by scripts/install-kafka) with a 1 GB heap,
+G1 and one stream thread, as the headwater run has one.
 
 Usage: .venv/bin/python bench/streams.py [--records 200000] [--partitions 2] [--repeat 2]
 
@@ -32,6 +34,11 @@ from rich.console import Console
 from rich.table import Table
 
 from headwater.testing import BrokerProcess
+from headwater.testing._java import java_command
+
+KAFKA_STREAMS_MAIN = "dev.headwater.interop.bench.StreamsBench"
+# Full JIT and G1 for a benchmark, over the test programs' quick-start defaults.
+KAFKA_STREAMS_JVM = ("-XX:TieredStopAtLevel=4", "-XX:-UseSerialGC", "-XX:+UseG1GC")
 
 HERE = Path(__file__).resolve().parent
 QUIX_VENV = HERE / ".venv-quix"
@@ -126,6 +133,9 @@ def main() -> None:
                 ("quix b", "quix", "window", "at-least-once"),
                 ("headwater b", "hw", "window", "at-least-once"),
                 ("headwater b exactly-once", "hw", "window", "exactly-once"),
+                ("kafka streams a", "ks", "filter-map", "at-least-once"),
+                ("kafka streams b", "ks", "window", "at-least-once"),
+                ("kafka streams b exactly-once", "ks", "window", "exactly-once"),
             ]
             only = set(filter(None, args.only.split(",")))
             for index, (name, engine, pipeline, guarantee) in enumerate(runs):
@@ -137,6 +147,24 @@ def main() -> None:
                     # Each attempt has its own output topic, consumer group and state.
                     sink = f"out-{index}-{attempt}"
                     state = str(Path(tmp) / f"state-{index}-{attempt}")
+                    if engine == "ks":
+                        attempts.append(
+                            run(
+                                java_command(
+                                    KAFKA_STREAMS_MAIN,
+                                    pipeline,
+                                    bootstrap,
+                                    "events",
+                                    sink,
+                                    str(args.records),
+                                    state,
+                                    guarantee,
+                                    heap_mb=1024,
+                                    jvm_options=KAFKA_STREAMS_JVM,
+                                )
+                            )
+                        )
+                        continue
                     if engine == "quix":
                         command = [str(quix), str(HERE / "_quix_runner.py"), pipeline]
                         tail = []
@@ -173,6 +201,13 @@ def report(results: dict[str, dict[str, Any]]) -> None:
         ("quix b", "quix b", None),
         ("headwater b", "quix b", 5.0),
         ("headwater b exactly-once", "headwater b", 0.8),
+        ("kafka streams a", "kafka streams a", None),
+        ("headwater a", "kafka streams a", 0.5),
+        ("headwater a batch", "kafka streams a", 0.5),
+        ("kafka streams b", "kafka streams b", None),
+        ("headwater b", "kafka streams b", 0.5),
+        ("kafka streams b exactly-once", "kafka streams b exactly-once", None),
+        ("headwater b exactly-once", "kafka streams b exactly-once", 0.5),
     ]
     for name, base, target in rows:
         if name not in results:

@@ -669,13 +669,13 @@ def test_describe_list_delete() -> None:
         (a, "a", "/127.0.0.1", b"range-meta", f"assign-{a}".encode()),
         (b, "b", "/127.0.0.1", b"range-meta", f"assign-{b}".encode()),
     ]
-    assert gc.list_groups() == [("g", "consumer", "Stable")]
+    assert gc.list_groups() == [("g", "consumer", "Stable", "classic")]
     assert gc.delete_group("g") == NON_EMPTY_GROUP
     assert gc.delete_group("nope") == GROUP_ID_NOT_FOUND
     assert gc.delete_group("") == INVALID_GROUP_ID
     assert not gc.is_empty("g")
     gc.leave("g", [(a, None), (b, None)], 5)
-    assert gc.list_groups() == [("g", "consumer", "Empty")]
+    assert gc.list_groups() == [("g", "consumer", "Empty", "classic")]
     assert gc.delete_group("g") == NONE
     assert gc.describe("g").state == "Dead"
     assert gc.list_groups() == []
@@ -697,8 +697,8 @@ def test_groups_are_independent() -> None:
     other = only(gc.join("o", jreq(group="h", require_known=False), 0), "o")
     assert other.generation_id == 1 and other.leader == other.member_id
     assert sorted(gc.list_groups()) == [
-        ("g", "consumer", "Stable"),
-        ("h", "consumer", "CompletingRebalance"),
+        ("g", "consumer", "Stable", "classic"),
+        ("h", "consumer", "CompletingRebalance", "classic"),
     ]
 
 

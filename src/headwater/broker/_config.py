@@ -13,7 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from headwater.broker._consumer_assignors import ASSIGNORS
+
 FSYNC_POLICIES = ("acks-all", "always", "never")
+CONSUMER_ASSIGNORS = tuple(ASSIGNORS)
 
 
 @dataclasses.dataclass(slots=True)
@@ -46,6 +49,20 @@ class BrokerConfig:
     group_max_size: int = 1000
     group_min_session_timeout_ms: int = 1000
     group_max_session_timeout_ms: int = 1_800_000
+    # KIP-848 consumer groups (group.consumer.*): the broker, not the client, sets the session
+    # timeout and heartbeat interval; min/max bound them as Kafka's settings do. Kafka leaves
+    # group.consumer.max.size unbounded; here it is as bounded as group_max_size.
+    group_consumer_session_timeout_ms: int = 45_000
+    group_consumer_min_session_timeout_ms: int = 45_000
+    group_consumer_max_session_timeout_ms: int = 60_000
+    group_consumer_heartbeat_interval_ms: int = 5_000
+    group_consumer_min_heartbeat_interval_ms: int = 5_000
+    group_consumer_max_heartbeat_interval_ms: int = 15_000
+    group_consumer_max_size: int = 1000
+    # Server-side assignors offered to members; the first is the default.
+    group_consumer_assignors: list[str] = dataclasses.field(
+        default_factory=lambda: ["uniform", "range"]
+    )
     retention_check_interval_ms: int = 30_000
     # Broker-wide defaults for topic configs, e.g. {"retention.ms": "3600000"}.
     topic_defaults: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -84,6 +101,30 @@ class BrokerConfig:
             )
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is not a TCP port")
+        self._validate_consumer_groups()
+
+    def _validate_consumer_groups(self) -> None:
+        for what in ("session_timeout_ms", "heartbeat_interval_ms"):
+            low = getattr(self, f"group_consumer_min_{what}")
+            value = getattr(self, f"group_consumer_{what}")
+            high = getattr(self, f"group_consumer_max_{what}")
+            if not 0 < low <= value <= high:
+                raise ValueError(
+                    f"group_consumer_{what}={value} must lie in "
+                    f"group_consumer_min_{what}={low} .. group_consumer_max_{what}={high}"
+                )
+        if self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms:
+            raise ValueError(
+                "group_consumer_heartbeat_interval_ms must be less than "
+                "group_consumer_session_timeout_ms"
+            )
+        if self.group_consumer_max_size < 1:
+            raise ValueError("group_consumer_max_size must be positive")
+        unknown = set(self.group_consumer_assignors) - set(CONSUMER_ASSIGNORS)
+        if not self.group_consumer_assignors or unknown:
+            raise ValueError(
+                f"group_consumer_assignors must be some of {', '.join(CONSUMER_ASSIGNORS)}"
+            )
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(BrokerConfig)}
@@ -99,6 +140,9 @@ def _convert(name: str, value: Any) -> Any:
         return Path(value)
     if name == "frame_capture_dir":
         return None if value in (None, "") else Path(value)
+    if name == "group_consumer_assignors":
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return [str(item).strip() for item in items if str(item).strip()]
     if name == "topic_defaults":
         if not isinstance(value, Mapping):
             raise ValueError("topic_defaults must be a table of config name = value")

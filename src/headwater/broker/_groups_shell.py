@@ -1,10 +1,21 @@
-"""The asyncio shell around the sans-IO group coordinator: futures in, timers out."""
+"""The asyncio shell around the sans-IO group coordinators: futures in, timers out.
+
+Only this module reads the clock and the topic table for the cores. Topic metadata is handed
+to the consumer core before each ConsumerGroupHeartbeat and on every timer round, so new
+partitions and new topics matching a regex start a new target assignment within one round.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING
 
+from headwater.broker._consumer_types import (
+    ConsumerGroupSettings,
+    HeartbeatRequest,
+    HeartbeatResult,
+    TopicMeta,
+)
 from headwater.broker._group_coordinator import (
     GroupCoordinator,
     JoinRequest,
@@ -31,6 +42,12 @@ class GroupsShell:
             max_group_size=config.group_max_size,
             min_session_timeout_ms=config.group_min_session_timeout_ms,
             max_session_timeout_ms=config.group_max_session_timeout_ms,
+            consumer=ConsumerGroupSettings(
+                session_timeout_ms=config.group_consumer_session_timeout_ms,
+                heartbeat_interval_ms=config.group_consumer_heartbeat_interval_ms,
+                max_size=config.group_consumer_max_size,
+                assignors=tuple(config.group_consumer_assignors),
+            ),
         )
         self._wake = asyncio.Event()
 
@@ -76,10 +93,29 @@ class GroupsShell:
         self._deliver(self.core.take_replies())
         return result
 
+    def consumer_heartbeat(self, request: HeartbeatRequest) -> HeartbeatResult:
+        self._refresh_topics()
+        result = self.core.consumer_heartbeat(request, self._broker.now_ms())
+        self._wake.set()
+        return result
+
+    def _refresh_topics(self) -> None:
+        """Hand the consumer core the current topics; it compares and ignores no-changes."""
+        if not self.core.consumer.has_groups():
+            return
+        self.core.update_topics(
+            {
+                name: TopicMeta(topic.topic_id, len(topic.partitions))
+                for name, topic in self._broker.topics.topics.items()
+                if not topic.internal
+            }
+        )
+
     async def run(self) -> None:
         """Fire session, rebalance and initial-delay timers until cancelled."""
         while True:
             now = self._broker.now_ms()
+            self._refresh_topics()
             self._deliver(self.core.tick(now))
             self._wake.clear()
             deadline = self.core.next_deadline_ms()

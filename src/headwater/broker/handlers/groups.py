@@ -1,9 +1,12 @@
 """Group membership: FindCoordinator v0-4, JoinGroup v0-9, SyncGroup v0-5, Heartbeat v0-4,
-LeaveGroup v0-5, DescribeGroups v0-5, ListGroups v0-4, DeleteGroups v0-2.
+LeaveGroup v0-5, DescribeGroups v0-6, ListGroups v0-5, DeleteGroups v0-2.
 
 This node coordinates every group and transaction. JoinGroup v1 adds the rebalance timeout,
 v4 KIP-394 member ids, v5 static membership, v6 flexible encoding, v7 protocol type/name in
-the response, v8 a reason, v9 skip_assignment; LeaveGroup v3 batches members.
+the response, v8 a reason, v9 skip_assignment; LeaveGroup v3 batches members. DescribeGroups v6
+adds an error message (unknown and consumer-protocol groups are GROUP_ID_NOT_FOUND there, as in
+Kafka 4); ListGroups v5 reports and filters by group type. The KIP-848 APIs are in
+``consumer_groups``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from headwater.broker._registry import handles
 from headwater.protocol._codec import millis
 
 OPERATIONS_UNKNOWN = -2147483648
+GROUP_ID_NOT_FOUND = 69
 
 
 def _coordinator(ctx: RequestContext, key: str) -> dict[str, Any]:
@@ -132,14 +136,23 @@ async def leave_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
     }
 
 
-@handles(15, "DescribeGroups", 0, 5)
+@handles(15, "DescribeGroups", 0, 6)
 async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     out = []
     for group_id in request.groups:
         desc = ctx.broker.groups.core.describe(group_id)
+        error, message = desc.error_code, None
+        unknown = group_id not in ctx.broker.offsets.groups
+        if ctx.version >= 6 and desc.state == "Dead" and not error and unknown:
+            error, message = GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
+        elif error == GROUP_ID_NOT_FOUND:
+            # Kafka 4 answers a consumer-protocol group as Dead; v6 says why.
+            message = f"Group {group_id} is not a classic group."
+            error = error if ctx.version >= 6 else 0
         out.append(
             {
-                "error_code": desc.error_code,
+                "error_code": error,
+                "error_message": message,
                 "group_id": group_id,
                 "group_state": desc.state,
                 "protocol_type": desc.protocol_type or "",
@@ -161,25 +174,26 @@ async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {"throttle_time": 0, "groups": out}
 
 
-@handles(16, "ListGroups", 0, 4)
+@handles(16, "ListGroups", 0, 5)
 async def list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    wanted = {s.lower() for s in getattr(request, "states_filter", ()) or ()}
-    groups = {g: (ptype, state) for g, ptype, state in ctx.broker.groups.core.list_groups()}
-    # Groups that only have committed offsets still exist for tools, as in Kafka.
+    """v4 filters by state, v5 by group type ("classic", "consumer"; case-insensitive)."""
+    states = {s.strip().lower() for s in getattr(request, "states_filter", ()) or ()}
+    types = {t.strip().lower() for t in getattr(request, "types_filter", ()) or ()}
+    groups = {
+        g: (ptype, state, gtype) for g, ptype, state, gtype in ctx.broker.groups.core.list_groups()
+    }
+    # Groups that only have committed offsets still exist for tools, as in Kafka (classic).
     for group_id in ctx.broker.offsets.groups:
-        groups.setdefault(group_id, ("consumer", "Empty"))
+        groups.setdefault(group_id, ("consumer", "Empty", "classic"))
     return {
         "throttle_time": 0,
         "error_code": 0,
         "groups": [
-            {"group_id": g, "protocol_type": ptype, "group_state": state}
-            for g, (ptype, state) in sorted(groups.items())
-            if not wanted or state.lower() in wanted
+            {"group_id": g, "protocol_type": ptype, "group_state": state, "group_type": gtype}
+            for g, (ptype, state, gtype) in sorted(groups.items())
+            if (not states or state.lower() in states) and (not types or gtype in types)
         ],
     }
-
-
-GROUP_ID_NOT_FOUND = 69
 
 
 @handles(42, "DeleteGroups", 0, 2)

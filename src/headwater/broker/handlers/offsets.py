@@ -1,8 +1,10 @@
-"""Committed offsets: OffsetCommit v2-8, OffsetFetch v1-8, OffsetDelete v0.
+"""Committed offsets: OffsetCommit v2-9, OffsetFetch v1-9, OffsetDelete v0.
 
 OffsetCommit v3 adds throttle time, v5 drops the retention time, v6 leader epochs, v7 static
-membership, v8 flexible encoding. OffsetFetch v2 lists all partitions of a group when topics
-is null, v7 require_stable, v8 batches several groups. Commits are answered after fsync.
+membership, v8 flexible encoding, v9 lets KIP-848 members commit with their member epoch in
+place of the generation (a stale one is STALE_MEMBER_EPOCH; they must use v9+). OffsetFetch v2
+lists all partitions of a group when topics is null, v7 require_stable, v8 batches several
+groups, v9 carries the member id and epoch of KIP-848 members. Commits are answered after fsync.
 """
 
 from __future__ import annotations
@@ -14,27 +16,23 @@ from headwater.broker._offsets import CommittedOffset
 from headwater.broker._registry import handles
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
-ILLEGAL_GENERATION = 22
-UNKNOWN_MEMBER_ID = 25
-INVALID_GROUP_ID = 24
 OFFSET_METADATA_TOO_LARGE = 12
+TXN_OFFSET_COMMIT = 28
 METADATA_BYTES_MAX = 4096
 
 
 def membership_error(ctx: RequestContext, group_id: str, generation: int, member: str) -> int:
-    if not group_id:
-        return INVALID_GROUP_ID
-    if generation < 0 and not member:
-        return 0  # a standalone commit (assign() consumers, admin tools)
-    current, members = ctx.broker.groups.core.generation(group_id)
-    if member not in members:
-        return UNKNOWN_MEMBER_ID
-    if generation != current:
-        return ILLEGAL_GENERATION
-    return 0
+    """The commit's generation (classic) or member epoch (consumer protocol) must be current.
+
+    TxnOffsetCommit shares this check; Kafka asks KIP-848 members for OffsetCommit v9+ only.
+    """
+    transactional = ctx.header.api_key == TXN_OFFSET_COMMIT
+    return ctx.broker.groups.core.validate_commit(
+        group_id, member, generation, ctx.version, transactional=transactional
+    )
 
 
-@handles(8, "OffsetCommit", 2, 8)
+@handles(8, "OffsetCommit", 2, 9)
 async def offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     group_error = membership_error(
@@ -98,20 +96,21 @@ def _fetch_group(
     return out
 
 
-@handles(9, "OffsetFetch", 1, 8)
+def _fetch_groups(ctx: RequestContext, request: Any) -> list[dict[str, Any]]:
+    out = []
+    for g in request.groups:
+        error = ctx.broker.groups.core.validate_fetch(
+            g.group_id, getattr(g, "member_id", None), getattr(g, "member_epoch", -1)
+        )
+        topics = [] if error else _fetch_group(ctx, g.group_id, g.topics, request.require_stable)
+        out.append({"group_id": g.group_id, "topics": topics, "error_code": error})
+    return out
+
+
+@handles(9, "OffsetFetch", 1, 9)
 async def offset_fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if ctx.version >= 8:
-        return {
-            "throttle_time": 0,
-            "groups": [
-                {
-                    "group_id": g.group_id,
-                    "topics": _fetch_group(ctx, g.group_id, g.topics, request.require_stable),
-                    "error_code": 0,
-                }
-                for g in request.groups
-            ],
-        }
+        return {"throttle_time": 0, "groups": _fetch_groups(ctx, request)}
     return {
         "throttle_time": 0,
         "error_code": 0,

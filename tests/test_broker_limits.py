@@ -101,3 +101,22 @@ def test_idle_connection_is_closed(tmp_path: Path) -> None:
             "headwater_broker_connections_closed_total", {"reason": "idle"}
         )
         assert closed is not None and closed >= 1
+
+
+def test_a_topic_of_thousands_of_partitions_does_not_stall_other_clients(
+    tmp_path: Path,
+) -> None:
+    """Found by the fuzzer: creating 9,000 partitions held the event loop for seconds."""
+    with embedded_broker(tmp_path / "d") as running:
+        with connect(running.bootstrap) as creator, connect(running.bootstrap) as other:
+            body = {"topics": [{"name": "wide", "num_partitions": 1500, "replication_factor": 1}]}
+            creator.sendall(encode_request(19, 7, {**body, "timeout": 120_000}))
+            other.sendall(encode_request(18, 3, API_VERSIONS))
+            assert read_frame(other) is not None
+            creator.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                creator.recv(4)  # still creating while the other client was answered
+            creator.setblocking(True)
+            creator.settimeout(300)
+            assert read_frame(creator) is not None
+        assert len(running.broker.topics.topics["wide"].partitions) == 1500

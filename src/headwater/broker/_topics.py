@@ -6,13 +6,15 @@ atomically on every change, so a crash leaves either the old or the new set of t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from headwater.broker import _topic_config
 from headwater.broker._durable_file import read_json, write_json
@@ -25,6 +27,7 @@ TOPIC_NAME_MAX = 249
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 META_DIR = "__meta"
 PARTITIONS_MAX = 10_000
+T = TypeVar("T")
 
 
 class TopicError(Exception):
@@ -84,6 +87,10 @@ class TopicManager:
         self._meta_path = data_dir / META_DIR / "topics.json"
         self.topics: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
+        # Topics whose partition logs a worker thread is opening, and per-topic growth locks.
+        self._creating: set[str] = set()
+        self._growing: dict[str, asyncio.Lock] = {}
+        self._background: set[asyncio.Future[Any]] = set()
         (data_dir / META_DIR).mkdir(parents=True, exist_ok=True)
         self._load(now_ms)
 
@@ -161,13 +168,84 @@ class TopicManager:
         validate_only: bool = False,
         internal: bool = False,
     ) -> Topic | None:
-        """Create a topic durably; raises TopicError with Kafka's error code on refusal."""
+        """Create a topic durably; raises TopicError with Kafka's error code on refusal.
+
+        Opens the partition logs on the calling thread: for auto-creation and internal topics,
+        which have a handful of partitions. CreateTopics uses ``create_async``.
+        """
+        topic = self._new_topic(name, num_partitions, configs, validate_only, internal)
+        if topic is None:
+            return None
+        topic.partitions = self._open_partitions(topic, 0, num_partitions, now_ms)
+        self._register(topic)
+        return topic
+
+    async def create_async(
+        self,
+        name: str,
+        num_partitions: int,
+        configs: dict[str, str],
+        now_ms: int,
+        *,
+        validate_only: bool = False,
+    ) -> Topic | None:
+        """``create`` with the partition logs opened in a worker thread.
+
+        A topic of 10,000 partitions is tens of seconds of file creation and fsyncs on a disk,
+        which must not stall every other client of the event loop. The creation finishes even
+        if the requesting connection goes away meanwhile, as it does in Kafka.
+        """
+        topic = self._new_topic(name, num_partitions, configs, validate_only, internal=False)
+        if topic is None:
+            return None
+        self._creating.add(name)
+
+        async def finish() -> Topic:
+            try:
+                topic.partitions = await asyncio.to_thread(
+                    self._open_partitions, topic, 0, num_partitions, now_ms
+                )
+            finally:
+                self._creating.discard(name)
+            self._register(topic)
+            return topic
+
+        return await self._shielded(finish())
+
+    async def add_partitions_async(
+        self, topic: Topic, total: int, now_ms: int, *, validate_only: bool
+    ) -> None:
+        """Grow ``topic`` to ``total`` partitions, the new logs opened in a worker thread."""
+        lock = self._growing.setdefault(topic.name, asyncio.Lock())
+        async with lock:
+            start = len(topic.partitions)
+            self._check_growth(topic, total)
+            if validate_only:
+                return
+
+            async def finish() -> None:
+                added = await asyncio.to_thread(self._open_partitions, topic, start, total, now_ms)
+                if self.topics.get(topic.name) is not topic:  # deleted meanwhile
+                    for partition in added:
+                        partition.log.close()
+                    raise TopicError(3, f"topic {topic.name!r} was deleted")
+                topic.partitions.extend(added)
+                self._save()
+
+            await self._shielded(finish())
+
+    def _new_topic(
+        self,
+        name: str,
+        num_partitions: int,
+        configs: dict[str, str],
+        validate_only: bool,
+        internal: bool,
+    ) -> Topic | None:
         reason = check_topic_name(name)
         if reason is not None:
-            raise TopicError(
-                17, f"invalid topic name {name!r}: {reason}"
-            )  # INVALID_TOPIC_EXCEPTION
-        if name in self.topics:
+            raise TopicError(17, f"invalid topic name {name!r}: {reason}")  # INVALID_TOPIC
+        if name in self.topics or name in self._creating:
             raise TopicError(36, f"topic {name!r} already exists")  # TOPIC_ALREADY_EXISTS
         if not 1 <= num_partitions <= PARTITIONS_MAX:
             raise TopicError(37, f"partition count must be 1..{PARTITIONS_MAX}")
@@ -178,26 +256,9 @@ class TopicManager:
                 raise TopicError(40, str(exc)) from None  # INVALID_CONFIG
         if validate_only:
             return None
-        topic = Topic(name, uuid.uuid4(), [], dict(configs), internal)
-        config = self.log_config(topic)
-        try:
-            for index in range(num_partitions):
-                directory = self._data_dir / f"{name}-{index}"
-                topic.partitions.append(
-                    Partition(name, index, PartitionLog.open(directory, config, now_ms=now_ms))
-                )
-            self._add(topic)
-            self._save()
-        except OSError as exc:
-            self.topics.pop(name, None)
-            self.by_id.pop(topic.topic_id, None)
-            for partition in topic.partitions:
-                partition.log.close()
-            raise TopicError(56, f"cannot create topic {name!r}: {exc}") from exc  # STORAGE
-        log.info("created topic=%s partitions=%d", name, num_partitions)
-        return topic
+        return Topic(name, uuid.uuid4(), [], dict(configs), internal)
 
-    def add_partitions(self, topic: Topic, total: int, now_ms: int, *, validate_only: bool) -> None:
+    def _check_growth(self, topic: Topic, total: int) -> None:
         if total <= len(topic.partitions):
             raise TopicError(
                 37,
@@ -206,15 +267,41 @@ class TopicManager:
             )
         if total > PARTITIONS_MAX:
             raise TopicError(37, f"partition count must be at most {PARTITIONS_MAX}")
-        if validate_only:
-            return
+
+    def _open_partitions(self, topic: Topic, start: int, stop: int, now_ms: int) -> list[Partition]:
+        """Open (creating) logs ``start..stop-1``; touches only their own folders, so it may run
+        in a worker thread. On failure it closes what it opened and raises TopicError."""
         config = self.log_config(topic)
-        for index in range(len(topic.partitions), total):
-            directory = self._data_dir / f"{topic.name}-{index}"
-            topic.partitions.append(
-                Partition(topic.name, index, PartitionLog.open(directory, config, now_ms=now_ms))
-            )
-        self._save()
+        opened: list[Partition] = []
+        try:
+            for index in range(start, stop):
+                directory = self._data_dir / f"{topic.name}-{index}"
+                log_ = PartitionLog.open(directory, config, now_ms=now_ms)
+                opened.append(Partition(topic.name, index, log_))
+        except OSError as exc:
+            for partition in opened:
+                partition.log.close()
+            raise TopicError(56, f"cannot create topic {topic.name!r}: {exc}") from exc
+        return opened
+
+    def _register(self, topic: Topic) -> None:
+        self._add(topic)
+        try:
+            self._save()
+        except OSError as exc:
+            self.topics.pop(topic.name, None)
+            self.by_id.pop(topic.topic_id, None)
+            for partition in topic.partitions:
+                partition.log.close()
+            raise TopicError(56, f"cannot create topic {topic.name!r}: {exc}") from exc
+        log.info("created topic=%s partitions=%d", topic.name, len(topic.partitions))
+
+    async def _shielded(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` to its end even if the caller is cancelled (its connection closed)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return await asyncio.shield(task)
 
     def delete(self, name: str) -> Topic:
         topic = self.topics.get(name)
@@ -222,6 +309,7 @@ class TopicManager:
             raise TopicError(3, f"topic {name!r} does not exist")
         del self.topics[name]
         del self.by_id[topic.topic_id]
+        self._growing.pop(name, None)
         self._save()
         for partition in topic.partitions:
             partition.log.close()

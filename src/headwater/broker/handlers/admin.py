@@ -46,7 +46,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
             continue
         configs = {c.name: c.value for c in want.configs if c.value is not None}
         try:
-            topic = broker.topics.create(
+            topic = await broker.topics.create_async(
                 want.name, partitions, configs, broker.now_ms(), validate_only=request.validate_only
             )
         except TopicError as exc:
@@ -110,7 +110,7 @@ async def create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]
         try:
             if topic is None:
                 raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {want.name!r} does not exist")
-            broker.topics.add_partitions(
+            await broker.topics.add_partitions_async(
                 topic, want.count, broker.now_ms(), validate_only=request.validate_only
             )
         except TopicError as exc:

@@ -57,7 +57,8 @@ class FrameReader:
                 self._need = size
             if len(buffer) - start < self._need:
                 break
-            frames.append(bytes(buffer[start : start + self._need]))
+            with memoryview(buffer) as view:  # one copy out, not a slice and then a copy
+                frames.append(view[start : start + self._need].tobytes())
             start += self._need
             self._need = -1
         if start:

@@ -120,3 +120,25 @@ def test_a_topic_of_thousands_of_partitions_does_not_stall_other_clients(
             creator.settimeout(300)
             assert read_frame(creator) is not None
         assert len(running.broker.topics.topics["wide"].partitions) == 1500
+
+
+def test_refusals_are_counted_by_reason(tmp_path: Path) -> None:
+    with embedded_broker(tmp_path / "d") as running:
+        with connect(running.bootstrap) as sock:
+            sock.sendall(struct.pack(">i", 2**31 - 1))
+            assert sock.recv(4) == b""
+        with connect(running.bootstrap) as sock:
+            sock.sendall(struct.pack(">ihhi", 10, 3, 99, 1) + b"\xff\xff")
+            assert sock.recv(4) == b""
+        with connect(running.bootstrap) as sock:
+            sock.sendall(struct.pack(">ihhih", 16, 3, 12, 1, -1) + b"\x00\xff\xff\xff\xff\x0f")
+            assert sock.recv(4) == b""
+        registry = running.broker.metrics.registry
+
+        def rejected(api: str, reason: str) -> float | None:
+            labels = {"api": api, "reason": reason}
+            return registry.get_sample_value("headwater_broker_requests_rejected_total", labels)
+
+        assert rejected("unknown", "frame_size") == 1
+        assert rejected("Metadata", "unsupported_version") == 1
+        assert rejected("Metadata", "malformed") == 1

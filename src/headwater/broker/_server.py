@@ -30,7 +30,7 @@ from headwater.broker._ratelog import RateLimitedLog
 from headwater.broker._registry import HANDLERS
 from headwater.broker._topics import TopicManager
 from headwater.broker._txn_coordinator import TransactionCoordinator
-from headwater.protocol import ProtocolError
+from headwater.protocol import FrameError, ProtocolError
 from headwater.protocol._codec import decode_request, encode_response, peek_header
 from headwater.protocol._framing import FrameReader
 
@@ -326,7 +326,9 @@ class Broker:
 
     def _reject(self, conn: _Connection, api_key: int | None, exc: ProtocolError) -> None:
         """Count and log (rate-limited) input that closes its connection."""
-        reason = getattr(exc, "reason", "malformed")
+        reason = (
+            "frame_size" if isinstance(exc, FrameError) else getattr(exc, "reason", "malformed")
+        )
         self.metrics.rejected(api_key, reason)
         self.metrics.connections_closed.labels(reason).inc()
         self._bad_input.warning("closing connection peer=%s reason=%s", conn.client, exc)

@@ -54,3 +54,18 @@ def pytest_runtest_makereport(
             if isinstance(value, KafkaCluster):
                 report.sections.append(("Apache Kafka logs", value.logs_tail()))
     return report
+
+
+# One Apache Kafka node per session for the differential conformance scenarios
+# (tests/test_conformance.py); each scenario makes uniquely named topics, groups and ids.
+
+
+@pytest.fixture(scope="session")
+def kafka_single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    if shutil.which("java") is None or not (kafka_libs_dir() / ".complete").is_file():
+        pytest.skip("Apache Kafka jars or java missing: run scripts/install-kafka")
+    from conformance._harness import start_kafka_single
+
+    cluster = start_kafka_single(tmp_path_factory.mktemp("kafka-single"))
+    yield cluster
+    cluster.stop(graceful=False)

@@ -671,3 +671,25 @@ def test_settings_are_validated() -> None:
     for build in bad:
         with pytest.raises(ValueError):
             build()
+
+
+def test_commit_with_an_older_epoch_is_judged_per_partition() -> None:
+    gc = facade()
+    gc.update_topics(topics(t1=4))
+    a = consumer_join(gc, "a")  # epoch 1, all four partitions
+    owned = ((T1, (0, 1, 2, 3)),)
+    gc.consumer_heartbeat(HeartbeatRequest("g", "a", 1, owned=owned), 0)
+    consumer_join(gc, "b")
+    kept = gc.consumer_heartbeat(HeartbeatRequest("g", "a", 1, owned=owned), 0)
+    assert kept.assignment is not None
+    kept_parts = set(kept.assignment[T1])
+    kept_wire = ((T1, tuple(sorted(kept_parts))),)
+    moved = gc.consumer_heartbeat(HeartbeatRequest("g", "a", 1, owned=kept_wire), 0)
+    assert (a.member_epoch, moved.member_epoch) == (1, 2)  # revoked, then on to epoch 2
+    # A commit still carrying epoch 1 is fine for partitions a held at epoch 1.
+    assert gc.validate_commit("g", "a", 1, 9) == NONE
+    partition = min(kept_parts)
+    assert gc.commit_partition_error("g", "a", 1, "t1", partition) == NONE
+    given_back = ({0, 1, 2, 3} - kept_parts).pop()
+    assert gc.commit_partition_error("g", "a", 1, "t1", given_back) == STALE_MEMBER_EPOCH
+    assert gc.validate_commit("g", "a", moved.member_epoch + 1, 9) == STALE_MEMBER_EPOCH

@@ -455,6 +455,12 @@ class ConsumerGroupCoordinator:
         if result is None:
             return
         self._set_owned(group, member, result.assigned, result.pending_revocation)
+        member.assignment_epochs = {
+            (topic, p): member.assignment_epochs.get((topic, p), result.member_epoch)
+            for assignment in (result.assigned, result.pending_revocation)
+            for topic, partitions in assignment.items()
+            for p in partitions
+        }
         unchanged_epoch = result.member_epoch == member.member_epoch
         member.previous_member_epoch = member.member_epoch
         member.member_epoch = result.member_epoch
@@ -651,7 +657,21 @@ class ConsumerGroupCoordinator:
             return UNKNOWN_MEMBER_ID
         if version < 9 and not transactional:
             return UNSUPPORTED_VERSION  # KIP-848 members must commit with v9+
-        return NONE if epoch == member.member_epoch else STALE_MEMBER_EPOCH
+        # An older epoch is judged per partition (commit_partition_error), as Kafka 4.4 does:
+        # a member that was just moved to a new epoch may still commit what it consumed.
+        return STALE_MEMBER_EPOCH if epoch > member.member_epoch else NONE
+
+    def commit_partition_error(
+        self, group_id: str, member_id: str, epoch: int, topic: str, partition: int
+    ) -> int:
+        """For a commit with an older member epoch: the member must have held the partition."""
+        group = self._groups.get(group_id)
+        member = group.members.get(member_id) if group is not None else None
+        if member is None or epoch < 0 or epoch >= member.member_epoch:
+            return NONE
+        meta = self._topics.get(topic)
+        given = member.assignment_epochs.get((meta.topic_id, partition)) if meta else None
+        return NONE if given is not None and given <= epoch else STALE_MEMBER_EPOCH
 
     def validate_fetch(self, group_id: str, member_id: str | None, epoch: int) -> int:
         """OffsetFetch v9+ from a member must carry its current epoch; admin tools send none."""

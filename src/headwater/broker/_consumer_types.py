@@ -121,6 +121,9 @@ class ConsumerMember:
     state: MemberState = MemberState.STABLE
     assigned: Assignment = field(default_factory=dict)
     pending_revocation: Assignment = field(default_factory=dict)
+    # The member epoch at which it was given each partition it holds: a commit carrying an
+    # older member epoch is still accepted for partitions it held at that epoch (Kafka 4.4).
+    assignment_epochs: dict[tuple[uuid.UUID, int], int] = field(default_factory=dict)
     # Set while the member holds partitions it was asked to revoke: past it, it is fenced so
     # a stuck member cannot keep partitions from their next owner forever.
     revocation_deadline_ms: int | None = None

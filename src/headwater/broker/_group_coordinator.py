@@ -246,6 +246,14 @@ class GroupCoordinator:
             return UNKNOWN_MEMBER_ID
         return NONE if generation_or_epoch == current else ILLEGAL_GENERATION
 
+    def commit_partition_error(
+        self, group_id: str, member_id: str, epoch: int, topic: str, partition: int
+    ) -> int:
+        """Per-partition part of OffsetCommit's check (consumer groups with an older epoch)."""
+        if not self.consumer.has_group(group_id):
+            return NONE
+        return self.consumer.commit_partition_error(group_id, member_id, epoch, topic, partition)
+
     def validate_fetch(self, group_id: str, member_id: str | None, epoch: int) -> int:
         """OffsetFetch v9's member check; members of classic groups are checked by generation."""
         if self.consumer.has_group(group_id):

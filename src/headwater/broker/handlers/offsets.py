@@ -44,7 +44,13 @@ async def offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
     for topic in request.topics:
         entries = []
         for p in topic.partitions:
-            code = group_error
+            code = group_error or broker.groups.core.commit_partition_error(
+                request.group_id,
+                request.member_id,
+                request.generation_id_or_member_epoch,
+                topic.name,
+                p.partition_index,
+            )
             metadata = p.committed_metadata
             if not code and broker.topics.partition(topic.name, p.partition_index) is None:
                 code = UNKNOWN_TOPIC_OR_PARTITION

@@ -81,7 +81,9 @@ def test_newer_api_versions_gets_v0_answer(bootstrap: str) -> None:
 
 
 def _produce_raw(bootstrap: str, topic: str, partition: int, records: bytes) -> object:
+    """Metadata first, which creates ``topic`` as a client's would (a produce never does)."""
     with connect(bootstrap) as sock:
+        call(sock, 3, 9, {"topics": [{"name": topic}], "allow_auto_topic_creation": True})
         response = call(
             sock,
             0,

@@ -61,6 +61,8 @@ def test_dropped_response_retry_is_not_duplicated(broker: BrokerThread) -> None:
 
 def _send(bootstrap: str, batch: bytes) -> tuple[int, int]:
     with connect(bootstrap) as sock:
+        # Metadata creates the topic, as a client's would: a produce never does.
+        call(sock, 3, 9, {"topics": [{"name": "seq"}], "allow_auto_topic_creation": True})
         response = call(
             sock,
             0,

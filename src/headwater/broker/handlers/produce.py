@@ -3,7 +3,8 @@
 v3 is the first version with v2 record batches and transactional ids; v5 adds log start
 offset; v8 per-record errors and an error message; v9 flexible encoding; v10-11 leader hints;
 v12 (transaction version 2) lets a transactional batch add its partition to the transaction.
-acks=0 is never answered; acks=all waits for the fsync policy (group commit).
+acks=0 is never answered; acks=all waits for the fsync policy (group commit). A produce never
+creates a topic, as in Kafka: clients auto-create through Metadata, which they ask first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 from headwater.broker import _schema_validation
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
-from headwater.broker.handlers.metadata import auto_create
 from headwater.protocol import (
     BatchHeader,
     CorruptBatchError,
@@ -57,8 +57,6 @@ async def produce(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
     results = []
     for topic_data in request.topic_data:
         topic = broker.topics.topics.get(topic_data.name)
-        if topic is None:
-            topic = auto_create(ctx, topic_data.name)
         partitions = []
         for data in topic_data.partition_data:
             if acks not in (0, 1, -1):

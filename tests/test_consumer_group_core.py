@@ -693,3 +693,23 @@ def test_commit_with_an_older_epoch_is_judged_per_partition() -> None:
     given_back = ({0, 1, 2, 3} - kept_parts).pop()
     assert gc.commit_partition_error("g", "a", 1, "t1", given_back) == STALE_MEMBER_EPOCH
     assert gc.validate_commit("g", "a", moved.member_epoch + 1, 9) == STALE_MEMBER_EPOCH
+
+
+def test_regex_cache_is_bounded() -> None:
+    from headwater.broker._consumer_coordinator import REGEX_CACHE_MAX
+
+    core = make()
+    epoch = join(core, "a", names=None, regex="t1").member_epoch
+    for i in range(REGEX_CACHE_MAX + 5):
+        result = beat(core, "a", epoch, ((T1, tuple(range(6))),), regex=f"t{i}|t1")
+        assert result.error_code == NONE
+        epoch = result.member_epoch
+        assert len(core._regexes) <= REGEX_CACHE_MAX
+    assert core.describe("g").members[0].subscribed_topic_regex == f"t{REGEX_CACHE_MAX + 4}|t1"
+
+
+def test_hostile_regex_does_not_stall_the_coordinator() -> None:
+    core = make()
+    core.update_topics({"a" * 249: TopicMeta(T2, 1), **topics(t1=1)})
+    result = join(core, "a", names=None, regex="(a+)+b")
+    assert result.error_code == NONE and result.assignment == {}

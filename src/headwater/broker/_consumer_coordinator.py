@@ -65,7 +65,7 @@ __all__ = ["REGEX_CACHE_MAX", "ConsumerGroupCoordinator"]
 _log = logging.getLogger(__name__)
 
 # Compiled regexes kept across groups; cleared when full, as recompiling is cheap.
-REGEX_CACHE_MAX = 1024
+REGEX_CACHE_MAX = 256
 
 
 class _Refused(Exception):

@@ -19,12 +19,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PATTERN_CHARS_MAX", "PROGRAM_SIZE_MAX", "RegexError", "TopicRegex", "compile_regex"]
+__all__ = [
+    "DFA_STEPS_MAX",
+    "PATTERN_CHARS_MAX",
+    "PROGRAM_SIZE_MAX",
+    "RegexError",
+    "TopicRegex",
+    "compile_regex",
+]
 
 # A subscription regex longer than this is refused; topic names are at most 249 characters.
 PATTERN_CHARS_MAX = 1024
 # Instructions after expanding counted repeats: bounds both memory and time per topic name.
-PROGRAM_SIZE_MAX = 4096
+PROGRAM_SIZE_MAX = 1024
+# Cached DFA steps per regex; cleared when full, so memory stays bounded for any pattern.
+DFA_STEPS_MAX = 4096
 
 _WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
@@ -51,22 +60,42 @@ class _Ins:
 
 
 class TopicRegex:
-    """A compiled subscription regex; ``matches`` is a full match, like RE2/J's ``matches()``."""
+    """A compiled subscription regex; ``matches`` is a full match, like RE2/J's ``matches()``.
+
+    Like RE2 it builds a DFA lazily: each (state set, char, position kind) step is computed
+    once and cached, so matching thousands of topic names costs one lookup per character.
+    """
 
     def __init__(self, pattern: str, program: list[_Ins]) -> None:
         self.pattern = pattern
         self._program = program
+        self._steps: dict[tuple[frozenset[int], str, tuple[bool, ...]], frozenset[int]] = {}
+        self._starts: dict[tuple[bool, ...], frozenset[int]] = {}
+        self._sets: dict[frozenset[int], frozenset[int]] = {}
 
     def matches(self, name: str) -> bool:
-        current = self._closure({0}, name, 0)
+        where = _where(name, 0)
+        current = self._starts.get(where)
+        if current is None:
+            current = self._starts[where] = self._closure({0}, name, 0)
         for pos, char in enumerate(name):
-            stepped = {pc + 1 for pc in current if _accepts(self._program[pc], char)}
+            where = _where(name, pos + 1)
+            key = (current, char, where)
+            stepped = self._steps.get(key)
+            if stepped is None:
+                moved = {pc + 1 for pc in current if _accepts(self._program[pc], char)}
+                stepped = self._closure(moved, name, pos + 1)
+                if len(self._steps) >= DFA_STEPS_MAX:
+                    self._steps.clear()
+                    self._sets.clear()
+                stepped = self._sets.setdefault(stepped, stepped)
+                self._steps[key] = stepped
             if not stepped:
                 return False
-            current = self._closure(stepped, name, pos + 1)
+            current = stepped
         return any(self._program[pc].op == "match" for pc in current)
 
-    def _closure(self, pcs: set[int], name: str, pos: int) -> set[int]:
+    def _closure(self, pcs: set[int], name: str, pos: int) -> frozenset[int]:
         out: set[int] = set()
         stack = list(pcs)
         seen: set[int] = set()
@@ -85,7 +114,17 @@ class TopicRegex:
                     stack.append(pc + 1)
             else:
                 out.add(pc)
-        return out
+        return frozenset(out)
+
+
+def _where(name: str, pos: int) -> tuple[bool, ...]:
+    """All that position assertions can see: at either end, and word chars on either side."""
+    return (
+        pos == 0,
+        pos == len(name),
+        pos > 0 and name[pos - 1] in _WORD,
+        pos < len(name) and name[pos] in _WORD,
+    )
 
 
 def _accepts(ins: _Ins, char: str) -> bool:

@@ -56,7 +56,17 @@ PENDING: dict[str, str] = {
     ),
 }
 
+FETCH_ERRORS = (
+    "Headwater answered a fetch of an unknown partition with a null list of aborted "
+    "transactions, and an out-of-range fetch with the partition's offsets; like Kafka it now "
+    "answers [] for the former and -1 offsets for the latter."
+)
+
 FIXED: dict[str, str] = {
+    "errors.fetch_unknown_topic": FETCH_ERRORS,
+    "errors.fetch_unknown_partition": FETCH_ERRORS,
+    "errors.fetch_offset_out_of_range": FETCH_ERRORS,
+    "errors.fetch_below_log_start": FETCH_ERRORS,
     "errors.produce_unknown_topic": (
         "Headwater created the topic on a Produce to an unknown topic; like Kafka it now "
         "answers UNKNOWN_TOPIC_OR_PARTITION (clients create topics through Metadata)."
@@ -70,10 +80,6 @@ TO_FIX: dict[str, str] = {
     "configs.admin_client": "synonyms",
     "configs.config_names": "Kafka 4.4's topic config names",
     "configs.validation": "Kafka 4.4's validators",
-    "errors.fetch_unknown_topic": "fetch errors",
-    "errors.fetch_unknown_partition": "fetch errors",
-    "errors.fetch_offset_out_of_range": "fetch errors",
-    "errors.fetch_below_log_start": "fetch errors",
     "errors.list_offsets_unknown_topic": "leader epoch",
     "errors.list_offsets_unknown_partition": "leader epoch",
     "list_offsets.separate_batches": "leader epoch",

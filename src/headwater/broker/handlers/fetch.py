@@ -43,6 +43,8 @@ _QUERY_MIN_VERSION = {
 
 
 def _partition_entry(index: int, error: int, partition: Partition | None) -> dict[str, Any]:
+    """A partition's answer; an unknown partition's is Kafka's error entry (offsets -1, an
+    empty rather than null list of aborted transactions)."""
     hw = partition.log.log_end_offset if partition else -1
     lso = partition.producers.last_stable_offset(hw) if partition else -1
     return {
@@ -51,7 +53,7 @@ def _partition_entry(index: int, error: int, partition: Partition | None) -> dic
         "high_watermark": hw,
         "last_stable_offset": lso,
         "log_start_offset": partition.log.log_start_offset if partition else -1,
-        "aborted_transactions": None,
+        "aborted_transactions": None if partition else [],
         "preferred_read_replica": -1,
         "records": b"",
     }
@@ -87,7 +89,13 @@ def _collect(
                         max_offset=limit,
                     )
                 except OffsetOutOfRangeError:
-                    entry["error_code"] = OFFSET_OUT_OF_RANGE
+                    # Kafka answers a failed read without the partition's offsets.
+                    entry.update(
+                        error_code=OFFSET_OUT_OF_RANGE,
+                        high_watermark=-1,
+                        last_stable_offset=-1,
+                        log_start_offset=-1,
+                    )
                     data = b""
                 entry["records"] = data
                 if read_committed and data:

@@ -139,8 +139,7 @@ def assert_group_lifecycle(result: dict[str, Any], group_type: str) -> None:
     assert result["empty"]["members"] == 0
     topic = f"java-group-{group_type.lower()}"
     assert result["committed"] == {f"{topic}-{p}": 10 for p in range(4)}
-    assert result["listed"]["state"] == "Empty"
-    assert result["listed"]["protocol"] == "consumer"
+    assert result["listed"] == {"type": group_type, "protocol": "consumer", "state": "Empty"}
     assert result["listed_after_delete"] is False
 
 

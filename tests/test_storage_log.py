@@ -156,6 +156,17 @@ def test_offset_for_timestamp(log: PartitionLog) -> None:
     assert log.last_timestamp() == 1_391
 
 
+def test_max_timestamp_offset_counts_records_below_the_log_start(log: PartitionLog) -> None:
+    """As Kafka's max-timestamp query: records DeleteRecords hid still count while stored."""
+    assert log.max_timestamp_offset() is None
+    for ts in (1_000, 3_000, 2_000):
+        append(log, [b"v"], ts=ts)
+    assert log.max_timestamp_offset() == (1, 3_000)
+    log.delete_records(2)
+    assert log.max_timestamp_offset() == (1, 3_000)
+    assert log.offset_for_timestamp(3_000) is None
+
+
 @settings(deadline=None, max_examples=30)
 @given(
     timestamps=st.lists(st.integers(0, 10_000), min_size=1, max_size=60),

@@ -62,7 +62,23 @@ FETCH_ERRORS = (
     "answers [] for the former and -1 offsets for the latter."
 )
 
+LEADER_EPOCH = (
+    "Headwater answered leader epoch 0 where ListOffsets found no offset (an unknown "
+    "partition, a timestamp past the last record, an empty partition); like Kafka it now "
+    "answers -1."
+)
+
 FIXED: dict[str, str] = {
+    "errors.list_offsets_unknown_topic": LEADER_EPOCH,
+    "errors.list_offsets_unknown_partition": LEADER_EPOCH,
+    "list_offsets.separate_batches": LEADER_EPOCH,
+    "list_offsets.one_batch": LEADER_EPOCH,
+    "list_offsets.empty_partition": LEADER_EPOCH,
+    "list_offsets.after_delete_records": (
+        LEADER_EPOCH + " The max-timestamp query found nothing once DeleteRecords had hidden "
+        "the newest record; like Kafka it now answers the stored record with the largest "
+        "timestamp, even below the log start offset."
+    ),
     "errors.fetch_unknown_topic": FETCH_ERRORS,
     "errors.fetch_unknown_partition": FETCH_ERRORS,
     "errors.fetch_offset_out_of_range": FETCH_ERRORS,
@@ -80,12 +96,6 @@ TO_FIX: dict[str, str] = {
     "configs.admin_client": "synonyms",
     "configs.config_names": "Kafka 4.4's topic config names",
     "configs.validation": "Kafka 4.4's validators",
-    "errors.list_offsets_unknown_topic": "leader epoch",
-    "errors.list_offsets_unknown_partition": "leader epoch",
-    "list_offsets.separate_batches": "leader epoch",
-    "list_offsets.one_batch": "leader epoch",
-    "list_offsets.empty_partition": "leader epoch",
-    "list_offsets.after_delete_records": "leader epoch; max timestamp",
     "metadata.topic_authorized_operations": "operations",
     "metadata.describe_cluster_with_operations": "operations",
     "produce.timestamp_in_future": "timestamp bounds",

@@ -369,8 +369,12 @@ class PartitionLog:
             cut += batch.size
         return data if cut == len(data) else data[:cut]
 
-    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
-        """(offset, timestamp) of the first record with timestamp >= ``timestamp_ms``."""
+    def offset_for_timestamp(
+        self, timestamp_ms: int, *, floor: int | None = None
+    ) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record with timestamp >= ``timestamp_ms`` at or
+        after ``floor`` (the log start offset unless given)."""
+        floor = self.log_start_offset if floor is None else floor
         interval = self.config.index_interval_bytes
         for seg in list(self._segments):
             if seg.max_timestamp(interval) < timestamp_ms:
@@ -382,9 +386,9 @@ class PartitionLog:
                 for pos, header in iter_headers(seg.read_fd(), found[0], seg.size):
                     if header.max_timestamp < timestamp_ms:
                         continue
-                    if header.last_offset < self.log_start_offset:
+                    if header.last_offset < floor:
                         continue
-                    hit = self._first_record_at(seg, pos, header, timestamp_ms)
+                    hit = self._first_record_at(seg, pos, header, timestamp_ms, floor)
                     if hit is not None:
                         return hit
             except CorruptBatchError as exc:
@@ -392,9 +396,8 @@ class PartitionLog:
         return None
 
     def _first_record_at(
-        self, seg: Segment, position: int, header: BatchHeader, timestamp_ms: int
+        self, seg: Segment, position: int, header: BatchHeader, timestamp_ms: int, floor: int
     ) -> tuple[int, int] | None:
-        floor = self.log_start_offset
         if header.log_append_time:
             return max(header.base_offset, floor), header.max_timestamp
         try:
@@ -417,6 +420,19 @@ class PartitionLog:
             return -1
         interval = self.config.index_interval_bytes
         return max(s.max_timestamp(interval) for s in self._segments)
+
+    def max_timestamp_offset(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record with the largest timestamp in the stored
+        segments, None if the log holds no data.
+
+        Like Kafka's max-timestamp query, records below the log start offset that are still
+        stored (DeleteRecords hides them, only retention removes them) count: Kafka answers
+        from each segment's max-timestamp metadata.
+        """
+        newest = self.last_timestamp()
+        if newest < 0 or not self._segments:
+            return None
+        return self.offset_for_timestamp(newest, floor=self._segments[0].base_offset)
 
     # -- deletion ------------------------------------------------------------------------
     def delete_records(self, before_offset: int) -> int:

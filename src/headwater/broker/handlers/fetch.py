@@ -148,7 +148,7 @@ async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 "error_code": 0,
                 "timestamp": -1,
                 "offset": -1,
-                "leader_epoch": 0,
+                "leader_epoch": -1,
             }
             if partition is None:
                 entry["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
@@ -164,26 +164,24 @@ async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
 def _list_offset(
     partition: Partition, query: int, read_committed: bool, entry: dict[str, Any]
 ) -> None:
-    """Fill ``entry``'s offset and timestamp for one partition and query."""
+    """Fill ``entry``'s offset, timestamp and leader epoch for one partition and query; a
+    query that finds nothing keeps Kafka's -1 for all three."""
     log = partition.log
     # read_committed readers are never told of an offset at or past the last stable offset.
     end = log.log_end_offset
     if read_committed:
         end = partition.producers.last_stable_offset(end)
     if query == LATEST:
-        entry["offset"] = end
+        entry.update(offset=end, leader_epoch=0)
     elif query in (EARLIEST, EARLIEST_LOCAL):
-        entry["offset"] = log.log_start_offset
-    elif query in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
-        entry["leader_epoch"] = -1
-    else:
+        entry.update(offset=log.log_start_offset, leader_epoch=0)
+    elif query not in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
         if query == MAX_TIMESTAMP:
-            newest = log.last_timestamp()
-            found = log.offset_for_timestamp(newest) if newest >= 0 else None
+            found = log.max_timestamp_offset()
         else:
             found = log.offset_for_timestamp(query)
         if found is not None and found[0] < end:
-            entry["offset"], entry["timestamp"] = found
+            entry.update(offset=found[0], timestamp=found[1], leader_epoch=0)
 
 
 @handles(23, "OffsetForLeaderEpoch", 2, 4)

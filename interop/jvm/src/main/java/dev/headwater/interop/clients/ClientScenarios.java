@@ -25,6 +25,7 @@ public final class ClientScenarios {
     static Map<String, Scenario> scenarios() {
         Map<String, Scenario> all = new LinkedHashMap<>();
         all.put("idempotent", ProducerScenarios::idempotent);
+        all.put("compression", ProducerScenarios::compression);
         all.put("transactions", ProducerScenarios::transactions);
         all.put("consume-transform-produce", ProducerScenarios::consumeTransformProduce);
         all.put("group-classic", clients -> GroupScenarios.group(clients, "classic"));

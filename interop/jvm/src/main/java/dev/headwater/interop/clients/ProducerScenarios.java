@@ -24,6 +24,7 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.header.Header;
 
 /** The idempotent producer, transactions and the consume-transform-produce loop. */
 final class ProducerScenarios {
@@ -232,5 +233,44 @@ final class ProducerScenarios {
                 consumer.seek(tp, offset.offset());
             }
         }
+    }
+
+    /**
+     * Every codec the Java producer offers, with headers and null keys: the broker stores the
+     * batches as they come, and the consumer must get every record back intact.
+     */
+    static void compression(Clients clients) throws Exception {
+        String topic = "java-compression";
+        List<String> codecs = List.of("none", "gzip", "snappy", "lz4", "zstd");
+        int perCodec = 50;
+        try (Admin admin = clients.admin()) {
+            clients.createTopics(admin, Map.of(topic, 1));
+        }
+        for (String codec : codecs) {
+            try (KafkaProducer<String, String> producer = clients.producer(Map.of(
+                    ProducerConfig.COMPRESSION_TYPE_CONFIG, codec,
+                    ProducerConfig.LINGER_MS_CONFIG, 50))) {
+                for (int i = 0; i < perCodec; i++) {
+                    String key = i % 5 == 0 ? null : "k" + i;
+                    ProducerRecord<String, String> record = new ProducerRecord<>(
+                            topic, key, codec + "-" + i + "-" + "x".repeat(i * 20));
+                    record.headers().add("codec", codec.getBytes());
+                    record.headers().add("index", Integer.toString(i).getBytes());
+                    producer.send(record);
+                }
+            }
+        }
+        Map<String, Integer> intact = new TreeMap<>();
+        for (ConsumerRecord<String, String> record : clients.readAll(topic, "read_uncommitted")) {
+            Header codec = record.headers().lastHeader("codec");
+            int i = Integer.parseInt(new String(record.headers().lastHeader("index").value()));
+            String name = new String(codec.value());
+            boolean ok = record.value().equals(name + "-" + i + "-" + "x".repeat(i * 20))
+                    && (i % 5 == 0 ? record.key() == null : record.key().equals("k" + i));
+            if (ok) {
+                intact.merge(name, 1, Integer::sum);
+            }
+        }
+        Json.emit("scenario", "compression", "intact", intact);
     }
 }

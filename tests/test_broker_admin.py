@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -10,7 +11,14 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    OffsetSpec,
+)
 
 from headwater.broker import BrokerThread
 from headwater.testing import embedded_broker
@@ -184,3 +192,26 @@ def test_full_disk_is_a_clear_error_and_no_corruption(tmp_path: Path) -> None:
             assert got == acked
     finally:
         subprocess.run(["umount", "-l", str(data)], check=False)
+
+
+def test_configs_kafka_4_removed_are_dropped_at_start(tmp_path: Path) -> None:
+    """A topic stored with message.format.version (gone in Kafka 4) stays alterable."""
+    data = tmp_path / "d"
+    with embedded_broker(data) as running:
+        admin = AdminClient({"bootstrap.servers": running.bootstrap})
+        admin.create_topics([NewTopic("old-configs", 1, 1)])["old-configs"].result(30)
+    meta = data / "__meta" / "topics.json"
+    stored = json.loads(meta.read_text())
+    stored["topics"]["old-configs"]["configs"] = {"message.format.version": "2.8"}
+    meta.write_text(json.dumps(stored))
+    with embedded_broker(data) as running:
+        admin = AdminClient({"bootstrap.servers": running.bootstrap})
+        resource = ConfigResource("topic", "old-configs")
+        resource.add_incremental_config(
+            ConfigEntry("retention.ms", "60000", incremental_operation=AlterConfigOpType.SET)
+        )
+        admin.incremental_alter_configs([resource])[resource].result(30)
+        entries = admin.describe_configs([ConfigResource("topic", "old-configs")])
+        described = next(iter(entries.values())).result(30)
+    assert described["retention.ms"].value == "60000"
+    assert "message.format.version" not in described

@@ -69,6 +69,18 @@ LEADER_EPOCH = (
 )
 
 FIXED: dict[str, str] = {
+    "configs.config_names": (
+        "Headwater knew three configs Kafka 4.0 removed (message.format.version, "
+        "message.downconversion.enable, message.timestamp.difference.max.ms) and lacked nine "
+        "Kafka 4.4 has (compression levels, max.decompressed.message.bytes, remote copy "
+        "settings, errors.deadletterqueue.group.enable); the set is now Kafka 4.4's."
+    ),
+    "configs.validation": (
+        "Headwater's validators differed from Kafka's at many bounds (empty or repeated "
+        "cleanup.policy items, retention.bytes below -1, booleans in upper case, "
+        "min.cleanable.dirty.ratio outside 0..1, throttled-replica lists, ...); they now "
+        "follow Kafka 4.4's."
+    ),
     "errors.list_offsets_unknown_topic": LEADER_EPOCH,
     "errors.list_offsets_unknown_partition": LEADER_EPOCH,
     "list_offsets.separate_batches": LEADER_EPOCH,
@@ -94,8 +106,6 @@ TO_FIX: dict[str, str] = {
     "configs.overrides": "synonyms",
     "configs.incremental_alter": "synonyms",
     "configs.admin_client": "synonyms",
-    "configs.config_names": "Kafka 4.4's topic config names",
-    "configs.validation": "Kafka 4.4's validators",
     "metadata.topic_authorized_operations": "operations",
     "metadata.describe_cluster_with_operations": "operations",
     "produce.timestamp_in_future": "timestamp bounds",

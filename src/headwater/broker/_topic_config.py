@@ -2,11 +2,16 @@
 
 Stream processors and admin tools read these through DescribeConfigs (Quix Streams reads
 ``retention.ms`` before it creates changelogs), so every standard key is answered with its
-value and source, not only the ones the broker acts on.
+value and source, not only the ones the broker acts on. The set, the defaults and the bounds
+are Apache Kafka 4.4's (tests/conformance checks them against a Kafka node); Kafka 4.0 removed
+message.format.version, message.downconversion.enable and message.timestamp.difference.max.ms,
+so they are unknown here too. One deliberate difference: segment.bytes may be as small as 14
+bytes (Kafka 4 wants 1 MiB), so tests and small deployments see segments roll.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,11 +25,19 @@ SOURCE_STATIC_BROKER = 4
 SOURCE_DEFAULT = 5
 
 WEEK_MS = 7 * 24 * 3600 * 1000
+LONG_MAX = str(2**63 - 1)
+_BOUNDS = {INT: (-(2**31), 2**31 - 1), SHORT: (-(2**15), 2**15 - 1), LONG: (-(2**63), 2**63 - 1)}
+_INTEGER = re.compile(r"[+-]?\d+")
+_REPLICA = re.compile(r"\d+:\d+")
 
 
 @dataclass(frozen=True, slots=True)
 class ConfigKey:
-    """One topic config: its type, default and what values are valid."""
+    """One topic config: its type, default and what values are valid.
+
+    ``choices`` are the allowed strings (for a list, the allowed items); numbers must lie in
+    ``minimum``..``maximum`` unless they are one of ``special``.
+    """
 
     name: str
     type: int
@@ -32,6 +45,8 @@ class ConfigKey:
     doc: str
     choices: tuple[str, ...] = ()
     minimum: int | None = None
+    maximum: int | None = None
+    special: tuple[int, ...] = ()
 
 
 TOPIC_CONFIGS: dict[str, ConfigKey] = {
@@ -41,52 +56,52 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
             "cleanup.policy",
             LIST,
             "delete",
-            "delete, compact or both",
-            ("delete", "compact", "compact,delete", "delete,compact"),
+            "delete, compact, both or none",
+            choices=("compact", "delete"),
         ),
+        ConfigKey(
+            "compression.gzip.level", INT, "-1", "gzip level", minimum=1, maximum=9, special=(-1,)
+        ),
+        ConfigKey("compression.lz4.level", INT, "9", "lz4 level", minimum=1, maximum=17),
         ConfigKey(
             "compression.type",
             STRING,
             "producer",
             "codec the broker expects",
-            ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
+            choices=("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
         ),
+        ConfigKey("compression.zstd.level", INT, "3", "zstd level", minimum=-131072, maximum=22),
         ConfigKey("delete.retention.ms", LONG, "86400000", "how long tombstones stay", minimum=0),
+        ConfigKey("errors.deadletterqueue.group.enable", BOOLEAN, "false", "share groups (unused)"),
         ConfigKey("file.delete.delay.ms", LONG, "60000", "delay before deleting files", minimum=0),
-        ConfigKey(
-            "flush.messages", LONG, "9223372036854775807", "fsync every N messages", minimum=1
-        ),
-        ConfigKey("flush.ms", LONG, "9223372036854775807", "fsync interval", minimum=0),
+        ConfigKey("flush.messages", LONG, LONG_MAX, "fsync every N messages", minimum=1),
+        ConfigKey("flush.ms", LONG, LONG_MAX, "fsync interval", minimum=0),
         ConfigKey("follower.replication.throttled.replicas", LIST, "", "unused on one node"),
-        ConfigKey("index.interval.bytes", INT, "4096", "bytes between index entries", minimum=1),
+        ConfigKey("index.interval.bytes", INT, "4096", "bytes between index entries", minimum=0),
         ConfigKey("leader.replication.throttled.replicas", LIST, "", "unused on one node"),
-        ConfigKey("local.retention.bytes", LONG, "-2", "tiered storage (not supported)"),
-        ConfigKey("local.retention.ms", LONG, "-2", "tiered storage (not supported)"),
+        ConfigKey("local.retention.bytes", LONG, "-2", "tiered storage (unused)", minimum=-2),
+        ConfigKey("local.retention.ms", LONG, "-2", "tiered storage (unused)", minimum=-2),
+        ConfigKey("max.compaction.lag.ms", LONG, LONG_MAX, "compaction lag bound", minimum=1),
         ConfigKey(
-            "max.compaction.lag.ms", LONG, "9223372036854775807", "compaction lag bound", minimum=1
+            "max.decompressed.message.bytes",
+            INT,
+            "2147483639",
+            "largest decompressed batch (unused: batches are never decompressed)",
+            minimum=1,
         ),
         ConfigKey("max.message.bytes", INT, "1048588", "largest record batch accepted", minimum=0),
-        ConfigKey("message.downconversion.enable", BOOLEAN, "true", "unused", ("true", "false")),
-        ConfigKey("message.format.version", STRING, "3.0-IV1", "record format (always v2)"),
         ConfigKey(
             "message.timestamp.after.max.ms",
             LONG,
-            "9223372036854775807",
-            "allowed future skew",
+            "3600000",
+            "how far ahead of the broker's clock a CreateTime timestamp may be",
             minimum=0,
         ),
         ConfigKey(
             "message.timestamp.before.max.ms",
             LONG,
-            "9223372036854775807",
-            "allowed past skew",
-            minimum=0,
-        ),
-        ConfigKey(
-            "message.timestamp.difference.max.ms",
-            LONG,
-            "9223372036854775807",
-            "allowed skew",
+            LONG_MAX,
+            "how far behind the broker's clock a CreateTime timestamp may be",
             minimum=0,
         ),
         ConfigKey(
@@ -94,16 +109,31 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
             STRING,
             "CreateTime",
             "CreateTime or LogAppendTime",
-            ("CreateTime", "LogAppendTime"),
+            choices=("CreateTime", "LogAppendTime"),
         ),
-        ConfigKey("min.cleanable.dirty.ratio", DOUBLE, "0.5", "compaction trigger ratio"),
+        ConfigKey(
+            "min.cleanable.dirty.ratio",
+            DOUBLE,
+            "0.5",
+            "compaction trigger ratio",
+            minimum=0,
+            maximum=1,
+        ),
         ConfigKey("min.compaction.lag.ms", LONG, "0", "minimum age before compaction", minimum=0),
         ConfigKey("min.insync.replicas", INT, "1", "one node: always 1", minimum=1),
-        ConfigKey("preallocate", BOOLEAN, "false", "unused", ("true", "false")),
+        ConfigKey("preallocate", BOOLEAN, "false", "unused"),
+        ConfigKey("remote.copy.lag.bytes", LONG, "-1", "tiered storage (unused)", minimum=-1),
+        ConfigKey("remote.copy.lag.ms", LONG, "0", "tiered storage (unused)", minimum=-1),
+        ConfigKey("remote.log.copy.disable", BOOLEAN, "false", "tiered storage (unused)"),
+        ConfigKey("remote.log.delete.on.disable", BOOLEAN, "false", "tiered storage (unused)"),
         ConfigKey(
-            "remote.storage.enable", BOOLEAN, "false", "tiered storage (not supported)", ("false",)
+            "remote.storage.enable",
+            BOOLEAN,
+            "false",
+            "tiered storage (not supported)",
+            choices=("false",),
         ),
-        ConfigKey("retention.bytes", LONG, "-1", "size limit per partition, -1 none", minimum=-1),
+        ConfigKey("retention.bytes", LONG, "-1", "size limit per partition, negative: none"),
         ConfigKey("retention.ms", LONG, str(WEEK_MS), "time limit, -1 forever", minimum=-1),
         ConfigKey("segment.bytes", INT, "1073741824", "segment file size", minimum=14),
         ConfigKey("segment.index.bytes", INT, "10485760", "index file size", minimum=4),
@@ -114,15 +144,8 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
             BOOLEAN,
             "false",
             "refuse record values without a schema id registered for <topic>-value",
-            ("true", "false"),
         ),
-        ConfigKey(
-            "unclean.leader.election.enable",
-            BOOLEAN,
-            "false",
-            "unused on one node",
-            ("true", "false"),
-        ),
+        ConfigKey("unclean.leader.election.enable", BOOLEAN, "false", "unused on one node"),
     )
 }
 
@@ -132,26 +155,60 @@ class InvalidConfigError(ValueError):
 
 
 def validate(name: str, value: str | None) -> None:
-    """Check one topic config; raise InvalidConfigError with a reason users can act on."""
+    """Check one topic config as Kafka 4.4 does; raise InvalidConfigError with a reason."""
     key = TOPIC_CONFIGS.get(name)
     if key is None:
         raise InvalidConfigError(f"unknown topic config {name!r}")
     if value is None:
         return
-    if key.choices and value.replace(" ", "") not in key.choices:
-        raise InvalidConfigError(f"{name}={value!r}: must be one of {', '.join(key.choices)}")
-    if key.type in (INT, LONG, SHORT):
+    text = value.strip()
+    if key.type == BOOLEAN:
+        if text.lower() not in (key.choices or ("true", "false")):
+            allowed = " or ".join(key.choices or ("true", "false"))
+            raise InvalidConfigError(f"{name}={value!r}: must be {allowed}")
+    elif key.type in _BOUNDS:
+        _check_integer(key, value, text)
+    elif key.type == DOUBLE:
         try:
-            number = int(value)
-        except ValueError:
-            raise InvalidConfigError(f"{name}={value!r}: not an integer") from None
-        if key.minimum is not None and number < key.minimum:
-            raise InvalidConfigError(f"{name}={value!r}: must be at least {key.minimum}")
-    if key.type == DOUBLE:
-        try:
-            float(value)
+            number = float(text)
         except ValueError:
             raise InvalidConfigError(f"{name}={value!r}: not a number") from None
+        _check_range(key, value, number)
+    elif key.type == LIST:
+        _check_list(key, value, [item.strip() for item in text.split(",") if item.strip()])
+    elif key.choices and text not in key.choices:
+        raise InvalidConfigError(f"{name}={value!r}: must be one of {', '.join(key.choices)}")
+
+
+def _check_integer(key: ConfigKey, value: str, text: str) -> None:
+    low, high = _BOUNDS[key.type]
+    if not _INTEGER.fullmatch(text) or not low <= int(text) <= high:
+        raise InvalidConfigError(f"{key.name}={value!r}: not an integer of its type")
+    if int(text) not in key.special:
+        _check_range(key, value, int(text))
+
+
+def _check_range(key: ConfigKey, value: str, number: float) -> None:
+    if key.minimum is not None and number < key.minimum:
+        raise InvalidConfigError(f"{key.name}={value!r}: must be at least {key.minimum}")
+    if key.maximum is not None and number > key.maximum:
+        raise InvalidConfigError(f"{key.name}={value!r}: must be at most {key.maximum}")
+
+
+def _check_list(key: ConfigKey, value: str, items: list[str]) -> None:
+    if key.name.endswith(".throttled.replicas"):
+        # Kafka's ThrottledReplicaListValidator: "*" or partition:broker pairs.
+        if items != ["*"] and not all(_REPLICA.fullmatch(item) for item in items):
+            raise InvalidConfigError(f"{key.name}={value!r}: must be '*' or partition:broker pairs")
+    elif key.choices and not set(items) <= set(key.choices):
+        raise InvalidConfigError(f"{key.name}={value!r}: items must be in {key.choices}")
+
+
+def cleanup_policy(value: str) -> str:
+    """The storage form of a cleanup.policy value: its distinct items in a fixed order; ""
+    (neither delete nor compact: kept forever) when the list is empty."""
+    items = {item.strip() for item in value.split(",") if item.strip()}
+    return ",".join(sorted(items))
 
 
 def effective(overrides: Mapping[str, str], broker_defaults: Mapping[str, str]) -> dict[str, str]:
@@ -177,8 +234,9 @@ def log_config(values: Mapping[str, str]) -> LogConfig:
         segment_ms=int(values["segment.ms"]),
         index_interval_bytes=int(values["index.interval.bytes"]),
         retention_ms=int(values["retention.ms"]),
-        retention_bytes=int(values["retention.bytes"]),
-        cleanup_policy=values["cleanup.policy"].replace(" ", ""),
+        # Kafka reads any negative retention.bytes as "no limit".
+        retention_bytes=max(int(values["retention.bytes"]), -1),
+        cleanup_policy=cleanup_policy(values["cleanup.policy"]),
         delete_retention_ms=int(values["delete.retention.ms"]),
         min_compaction_lag_ms=int(values["min.compaction.lag.ms"]),
     )

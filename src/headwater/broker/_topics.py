@@ -104,7 +104,7 @@ class TopicManager:
                 name=name,
                 topic_id=uuid.UUID(entry["id"]),
                 partitions=[],
-                configs=dict(entry.get("configs", {})),
+                configs=self._known_configs(name, entry.get("configs", {})),
                 internal=bool(entry.get("internal", False)),
             )
             config = self.log_config(topic)
@@ -115,6 +115,15 @@ class TopicManager:
                 )
             self._add(topic)
         log.info("loaded topics count=%d", len(self.topics))
+
+    @staticmethod
+    def _known_configs(topic: str, stored: dict[str, str]) -> dict[str, str]:
+        """Overrides minus configs Kafka 4 removed (message.format.version, ...), which would
+        otherwise make every later config change of the topic invalid."""
+        dropped = sorted(set(stored) - set(_topic_config.TOPIC_CONFIGS))
+        if dropped:
+            log.warning("dropping removed topic configs topic=%s configs=%s", topic, dropped)
+        return {k: v for k, v in stored.items() if k in _topic_config.TOPIC_CONFIGS}
 
     def _save(self) -> None:
         write_json(

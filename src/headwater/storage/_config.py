@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 # Positions in the sparse index are u32, so a segment must stay well below 4 GiB.
 SEGMENT_BYTES_MAX = (1 << 31) - 1
-POLICIES = frozenset({"delete", "compact", "compact,delete", "delete,compact"})
+# "": neither delete nor compact, so the log is kept whole (Kafka 4 allows an empty policy).
+POLICIES = frozenset({"", "delete", "compact", "compact,delete", "delete,compact"})
 
 
 @dataclass(frozen=True, slots=True)

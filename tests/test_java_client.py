@@ -8,14 +8,17 @@ the same program prints against Apache Kafka 4.4 (except where a test says other
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from headwater.broker import BrokerThread
 from headwater.testing import KAFKA_VERSION, embedded_broker, java_missing, run_java
+from headwater.testing._java import INTEROP_JAR, interop_dir
 
 _MISSING = java_missing()
 pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
@@ -96,6 +99,18 @@ def run(module_broker: BrokerThread) -> Run:
 def test_interop_jar_runs_on_the_pinned_client() -> None:
     (line,) = run_java("dev.headwater.interop.Version", timeout_s=60).json_lines()
     assert line["kafka_clients"] == KAFKA_VERSION
+
+
+def test_install_kafka_again_changes_nothing() -> None:
+    """The jar is rebuilt only when the pom or the Java sources change (their hash is kept)."""
+    script = Path(__file__).parents[1] / "scripts" / "install-kafka"
+    # The first run brings the jar up to date with sources edited since; the second is idle.
+    subprocess.run([script], capture_output=True, check=True, timeout=600)
+    jar = interop_dir() / INTEROP_JAR
+    before = jar.stat().st_mtime_ns
+    again = subprocess.run([script], capture_output=True, text=True, check=True, timeout=600)
+    assert again.stderr == ""
+    assert jar.stat().st_mtime_ns == before
 
 
 def test_idempotent_producer_retries_without_duplicates(run: Run) -> None:

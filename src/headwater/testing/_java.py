@@ -107,6 +107,9 @@ class _ClassDataSharing:
     _QUIET = ("-Xlog:cds=off", "-Xlog:cds+dynamic=off")
 
     def __init__(self, main_class: str) -> None:
+        missing = java_missing()
+        if missing is not None:
+            raise JavaError(missing)
         java = os.path.realpath(shutil.which("java") or "java")
         markers = [
             (folder / ".complete").read_text().strip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import pytest
 from confluent_kafka import KafkaError, Producer
@@ -17,6 +18,7 @@ CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
 INVALID_TOPIC = 17
+INVALID_TIMESTAMP = 32
 UNSUPPORTED_VERSION = 35
 INVALID_REQUEST = 42
 
@@ -195,3 +197,14 @@ def test_topic_by_id_before_metadata_v12_is_invalid_request(bootstrap: str) -> N
         response = call(sock, 3, 10, {"topics": [{"name": None, "topic_id": None}]})
     assert [(t.error_code, t.name) for t in response.topics] == [(INVALID_REQUEST, "")]
     _still_serving(bootstrap)
+
+
+def test_timestamp_beyond_an_hour_ahead_is_invalid_timestamp(bootstrap: str) -> None:
+    """Kafka 4's message.timestamp.after.max.ms (1 hour): every late record is listed."""
+    now = int(time.time() * 1000)
+    stamps = [now, now + 2 * 3_600_000, now + 1_800_000, now + 3 * 3_600_000]
+    batch = build_batch([NewRecord(None, b"v", ts) for ts in stamps])
+    result = _produce_raw(bootstrap, "future", 0, bytes(batch))
+    assert result.error_code == INVALID_TIMESTAMP  # type: ignore[attr-defined]
+    assert [e.batch_index for e in result.record_errors] == [1, 3]  # type: ignore[attr-defined]
+    assert result.log_start_offset == 0  # type: ignore[attr-defined]

@@ -68,7 +68,16 @@ LEADER_EPOCH = (
     "answers -1."
 )
 
+TIMESTAMP_BOUNDS = (
+    "Headwater accepted any record timestamp; like Kafka 4 it now refuses a batch with "
+    "CreateTime records more than message.timestamp.after.max.ms (1 hour by default) ahead "
+    "or message.timestamp.before.max.ms behind its clock: INVALID_TIMESTAMP, every late "
+    "record listed in record_errors."
+)
+
 FIXED: dict[str, str] = {
+    "produce.timestamp_in_future": TIMESTAMP_BOUNDS,
+    "produce.timestamp_too_old": TIMESTAMP_BOUNDS,
     "configs.config_names": (
         "Headwater knew three configs Kafka 4.0 removed (message.format.version, "
         "message.downconversion.enable, message.timestamp.difference.max.ms) and lacked nine "
@@ -108,8 +117,6 @@ TO_FIX: dict[str, str] = {
     "configs.admin_client": "synonyms",
     "metadata.topic_authorized_operations": "operations",
     "metadata.describe_cluster_with_operations": "operations",
-    "produce.timestamp_in_future": "timestamp bounds",
-    "produce.timestamp_too_old": "timestamp bounds",
     "produce.log_append_time": "append time",
     "transactions.out_of_order_sequence": "log start offset; duplicate's append time",
     "transactions.stale_epoch": "log start offset",

@@ -5,6 +5,7 @@ offset; v8 per-record errors and an error message; v9 flexible encoding; v10-11 
 v12 (transaction version 2) lets a transactional batch add its partition to the transaction.
 acks=0 is never answered; acks=all waits for the fsync policy (group commit). A produce never
 creates a topic, as in Kafka: clients auto-create through Metadata, which they ask first.
+CreateTime records beyond message.timestamp.before/after.max.ms are INVALID_TIMESTAMP.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 from headwater.broker import _schema_validation
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
+from headwater.broker._timestamp_bounds import timestamp_errors
+from headwater.broker._topics import Partition
 from headwater.protocol import (
     BatchHeader,
     CorruptBatchError,
@@ -31,6 +34,7 @@ CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
 INVALID_REQUIRED_ACKS = 21
+INVALID_TIMESTAMP = 32
 KAFKA_STORAGE_ERROR = 56
 INVALID_RECORD = 87
 DUPLICATE_SEQUENCE_NUMBER = 46
@@ -115,6 +119,42 @@ def _refusal(
     return None
 
 
+def _content_refusal(
+    ctx: RequestContext,
+    topic: str,
+    partition: Partition,
+    configs: dict[str, str],
+    payload: bytearray,
+    headers: list[BatchHeader],
+) -> dict[str, Any] | None:
+    """Record-level checks, in Kafka's order: timestamps, then (opt-in) schema ids."""
+    broker = ctx.broker
+    if configs["message.timestamp.type"] == "CreateTime":
+        late = timestamp_errors(
+            payload,
+            headers,
+            before_max_ms=int(configs["message.timestamp.before.max.ms"]),
+            after_max_ms=int(configs["message.timestamp.after.max.ms"]),
+            now_ms=broker.now_ms(),
+        )
+        if late:
+            answer = _error(
+                partition.index,
+                INVALID_TIMESTAMP,
+                f"{len(late)} records have timestamps outside message.timestamp.*.max.ms",
+            )
+            answer.update(record_errors=late, log_start_offset=partition.log.log_start_offset)
+            return answer
+    if configs[_schema_validation.CONFIG] == "true":
+        invalid = _schema_validation.refusal(broker.topics, topic, payload, headers)
+        if invalid is not None:
+            log.info("schema validation refused topic=%s partition=%d", topic, partition.index)
+            answer = _error(partition.index, INVALID_RECORD, invalid[0])
+            answer["record_errors"] = invalid[1]
+            return answer
+    return None
+
+
 def _append(
     ctx: RequestContext,
     topic: Any,
@@ -138,13 +178,9 @@ def _append(
     refusal = _refusal(ctx, topic.name, data.index, headers, limit, transactional_id)
     if refusal is not None:
         return refusal
-    if configs[_schema_validation.CONFIG] == "true":
-        invalid = _schema_validation.refusal(broker.topics, topic.name, payload, headers)
-        if invalid is not None:
-            log.info("schema validation refused topic=%s partition=%d", topic.name, data.index)
-            answer = _error(data.index, INVALID_RECORD, invalid[0])
-            answer["record_errors"] = invalid[1]
-            return answer
+    refusal = _content_refusal(ctx, topic.name, partition, configs, payload, headers)
+    if refusal is not None:
+        return refusal
     verdicts = [partition.producers.check(h) for h in headers]
     for verdict in verdicts:
         if verdict.error_code:

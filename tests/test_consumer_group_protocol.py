@@ -26,6 +26,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from headwater.testing import embedded_broker
+from rawkafka import call, connect
 
 PARTITIONS = 6
 
@@ -219,3 +220,35 @@ def test_classic_consumer_cannot_join_a_consumer_group(fast_groups: str) -> None
     assert any(e.code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL for e in errors), errors
     classic.close()
     modern.close()
+
+
+def test_first_heartbeat_of_a_new_broker_sees_every_topic(fast_groups: str) -> None:
+    """The very first member is assigned at once, not after the next metadata round."""
+    _create(fast_groups, "first", partitions=3)
+    with connect(fast_groups) as sock:
+        joined = call(
+            sock,
+            68,
+            1,
+            {
+                "group_id": "g-first",
+                "member_id": "m1",
+                "member_epoch": 0,
+                "rebalance_timeout": 30_000,
+                "subscribed_topic_names": ["first"],
+                "topic_partitions": [],
+            },
+        )
+        interval_ms = joined.heartbeat_interval.total_seconds() * 1000
+        assert (joined.error_code, joined.member_epoch, interval_ms) == (0, 1, 200)
+        assert joined.assignment is not None
+        assert [tuple(tp.partitions) for tp in joined.assignment.topic_partitions] == [(0, 1, 2)]
+        described = call(sock, 69, 1, {"group_ids": ["g-first", "nope"]})
+        first, nope = described.groups
+        assert (first.group_state, first.assignor_name, len(first.members)) == (
+            "Stable",
+            "uniform",
+            1,
+        )
+        assert first.members[0].member_type == 1
+        assert (nope.error_code, nope.group_state) == (69, "")

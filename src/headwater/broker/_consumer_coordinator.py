@@ -34,7 +34,6 @@ from headwater.broker._consumer_types import (
     ConsumerGroup,
     ConsumerGroupDescription,
     ConsumerGroupSettings,
-    ConsumerGroupState,
     ConsumerMember,
     ConsumerMemberDescription,
     HeartbeatRequest,
@@ -588,14 +587,7 @@ class ConsumerGroupCoordinator:
         group = self._groups.get(group_id)
         if group is None:
             return ConsumerGroupDescription(
-                GROUP_ID_NOT_FOUND,
-                group_id,
-                ConsumerGroupState.DEAD.value,
-                -1,
-                -1,
-                "",
-                [],
-                f"Group {group_id} not found.",
+                GROUP_ID_NOT_FOUND, group_id, "", 0, 0, "", [], f"Group {group_id} not found."
             )
         members = [
             ConsumerMemberDescription(

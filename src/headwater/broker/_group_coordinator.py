@@ -170,9 +170,9 @@ class GroupCoordinator:
             return ConsumerGroupDescription(
                 GROUP_ID_NOT_FOUND,
                 group_id,
-                "Dead",
-                -1,
-                -1,
+                "",
+                0,
+                0,
                 "",
                 [],
                 f"Group {group_id} is not a consumer group.",

@@ -94,14 +94,18 @@ class GroupsShell:
         return result
 
     def consumer_heartbeat(self, request: HeartbeatRequest) -> HeartbeatResult:
-        self._refresh_topics()
+        self._refresh_topics(force=True)
         result = self.core.consumer_heartbeat(request, self._broker.now_ms())
         self._wake.set()
         return result
 
-    def _refresh_topics(self) -> None:
-        """Hand the consumer core the current topics; it compares and ignores no-changes."""
-        if not self.core.consumer.has_groups():
+    def _refresh_topics(self, *, force: bool = False) -> None:
+        """Hand the consumer core the current topics; it compares and ignores no-changes.
+
+        Timer rounds skip it while no consumer group exists; a heartbeat never does, so the
+        first member of the first group already sees every topic.
+        """
+        if not force and not self.core.consumer.has_groups():
             return
         self.core.update_topics(
             {

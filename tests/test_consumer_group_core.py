@@ -713,3 +713,18 @@ def test_hostile_regex_does_not_stall_the_coordinator() -> None:
     core.update_topics({"a" * 249: TopicMeta(T2, 1), **topics(t1=1)})
     result = join(core, "a", names=None, regex="(a+)+b")
     assert result.error_code == NONE and result.assignment == {}
+
+
+def test_regex_dfa_cache_is_bounded() -> None:
+    from headwater.broker._topic_regex import DFA_STEPS_MAX
+
+    # The textbook DFA blow-up: 2^13 state sets, far more steps than the cache keeps.
+    regex = compile_regex("[ab]*a[ab]{12}")
+    rng = random.Random(3)
+    sizes: list[int] = []
+    for _ in range(400):
+        name = "".join(rng.choice("ab") for _ in range(60))
+        assert regex.matches(name) == (name[-13] == "a")
+        sizes.append(len(regex._steps))
+    assert max(sizes) <= DFA_STEPS_MAX
+    assert any(later < earlier for earlier, later in itertools.pairwise(sizes)), "cleared"

@@ -76,6 +76,19 @@ TIMESTAMP_BOUNDS = (
 )
 
 FIXED: dict[str, str] = {
+    "produce.log_append_time": (
+        "Headwater never sent the append time in Produce answers (the field was misnamed), "
+        "so a LogAppendTime topic's producers saw -1; it now answers the time it stamped."
+    ),
+    "transactions.out_of_order_sequence": (
+        "A refused sequence was answered with log start offset -1 and a retried batch without "
+        "an append time; like Kafka, Headwater now answers the partition's log start offset "
+        "and, for a retry, the stored batch's max timestamp as its append time."
+    ),
+    "transactions.stale_epoch": (
+        "A stale or out-of-sequence epoch was answered with log start offset -1; like Kafka, "
+        "Headwater now answers the partition's log start offset."
+    ),
     "produce.timestamp_in_future": TIMESTAMP_BOUNDS,
     "produce.timestamp_too_old": TIMESTAMP_BOUNDS,
     "configs.config_names": (
@@ -117,9 +130,6 @@ TO_FIX: dict[str, str] = {
     "configs.admin_client": "synonyms",
     "metadata.topic_authorized_operations": "operations",
     "metadata.describe_cluster_with_operations": "operations",
-    "produce.log_append_time": "append time",
-    "transactions.out_of_order_sequence": "log start offset; duplicate's append time",
-    "transactions.stale_epoch": "log start offset",
     "transactions.fenced_raw": "PRODUCER_FENCED",
     "transactions.end_txn_without_transaction": "INVALID_TXN_STATE",
 }

@@ -46,7 +46,7 @@ def _error(index: int, code: int, message: str | None = None) -> dict[str, Any]:
         "index": index,
         "error_code": code,
         "base_offset": -1,
-        "log_append_time_ms": -1,
+        "log_append_time": -1,
         "log_start_offset": -1,
         "record_errors": [],
         "error_message": message,
@@ -184,7 +184,9 @@ def _append(
     verdicts = [partition.producers.check(h) for h in headers]
     for verdict in verdicts:
         if verdict.error_code:
-            return _error(data.index, verdict.error_code, "producer sequence or epoch rejected")
+            answer = _error(data.index, verdict.error_code, "producer sequence or epoch rejected")
+            answer["log_start_offset"] = partition.log.log_start_offset
+            return answer
     duplicates = [v.duplicate_of for v in verdicts if v.duplicate_of is not None]
     if duplicates:
         if len(headers) > 1:
@@ -192,11 +194,18 @@ def _append(
         base, last = duplicates[0]
         # A retry of a batch already written: answer with its original offsets, write nothing.
         durable.append((partition.log, last))
+        # Kafka answers a retry with the stored batch's max timestamp as its append time. A
+        # retry carries the same records, so its header has it, unless the topic stamped the
+        # append time: that is kept for the producer's latest batch, the usual retry.
+        stamp = headers[0].max_timestamp
+        latest = partition.producers.producers().get(headers[0].producer_id)
+        if latest is not None and latest[2] == last:
+            stamp = latest[3]
         return {
             "index": data.index,
             "error_code": 0,
             "base_offset": base,
-            "log_append_time_ms": -1,
+            "log_append_time": stamp,
             "log_start_offset": partition.log.log_start_offset,
             "record_errors": [],
             "error_message": None,
@@ -224,7 +233,7 @@ def _append(
         "index": data.index,
         "error_code": 0,
         "base_offset": result.base_offset,
-        "log_append_time_ms": result.log_append_time_ms,
+        "log_append_time": result.log_append_time_ms,
         "log_start_offset": result.log_start_offset,
         "record_errors": [],
         "error_message": None,

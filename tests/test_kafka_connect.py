@@ -5,7 +5,9 @@ and statuses in three topics on the broker and coordinates through a group with 
 protocol. FileStreamSource reads lines from a file into a topic; FileStreamSink writes the
 topic to another file. The worker is then stopped and started again: it must find its
 connectors in the config topic and resume the source from its stored offset, so lines written
-meanwhile arrive once and nothing is read twice.
+meanwhile arrive once and nothing is read twice. It runs twice: with at-least-once sources (the
+default) and with exactly-once sources, where the source's records and offsets are written in
+transactions.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def worker_properties(bootstrap: str, port: int) -> str:
+def worker_properties(bootstrap: str, port: int, exactly_once: bool) -> str:
     config = {
         "bootstrap.servers": bootstrap,
         "group.id": "headwater-connect",
@@ -61,6 +63,9 @@ def worker_properties(bootstrap: str, port: int) -> str:
         "plugin.discovery": "service_load",
         "offset.flush.interval.ms": "500",
         "scheduled.rebalance.max.delay.ms": "0",
+        # Exactly-once sources (KIP-618): the worker fences the task's transactional producer
+        # through the Admin, and source records and their offsets commit in one transaction.
+        "exactly.once.source.support": "enabled" if exactly_once else "disabled",
     }
     return "".join(f"{key}={value}\n" for key, value in config.items())
 
@@ -104,15 +109,18 @@ class Rest:
 
 
 def topic_values(bootstrap: str) -> list[str]:
+    """Every value in the topic; reads up to the end offset, past transaction markers too."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "check", "enable.auto.commit": False}
     )
+    partition = TopicPartition(TOPIC, 0, 0)
     try:
-        consumer.assign([TopicPartition(TOPIC, 0, 0)])
-        _, end = consumer.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=10)
+        consumer.assign([partition])
+        _, end = consumer.get_watermark_offsets(partition, timeout=10)
         values: list[str] = []
         deadline = time.monotonic() + 30
-        while len(values) < end and time.monotonic() < deadline:
+        while consumer.position([partition])[0].offset < end:
+            assert time.monotonic() < deadline, f"read {len(values)} values, not up to {end}"
             for message in consumer.consume(500, 0.5):
                 assert message.error() is None, message.error()
                 values.append((message.value() or b"").decode())
@@ -136,13 +144,14 @@ def connect_broker(tmp_path: Path) -> Iterator[BrokerThread]:
         yield broker
 
 
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
 def test_file_source_and_sink_through_a_worker_restart(
-    connect_broker: BrokerThread, tmp_path: Path
+    connect_broker: BrokerThread, tmp_path: Path, exactly_once: bool
 ) -> None:
     bootstrap = connect_broker.bootstrap
     port = free_port()
     properties = tmp_path / "worker.properties"
-    properties.write_text(worker_properties(bootstrap, port))
+    properties.write_text(worker_properties(bootstrap, port, exactly_once))
     source_file, sink_file = tmp_path / "in.txt", tmp_path / "out.txt"
     append_lines(source_file, 0, 50)
     worker = JavaProcess(WORKER, str(properties), workdir=tmp_path, heap_mb=384)
@@ -188,5 +197,8 @@ def test_file_source_and_sink_through_a_worker_restart(
         rest.wait(worker, lambda: sink_lines(sink_file) == expected, "150 lines in the sink")
         assert topic_values(bootstrap) == expected
         assert rest.running("file-source") and rest.running("file-sink")
+        registry = connect_broker.broker.metrics.registry
+        end_txns = registry.get_sample_value("headwater_broker_requests_total", {"api": "EndTxn"})
+        assert bool(end_txns) == exactly_once
     finally:
         worker.stop()

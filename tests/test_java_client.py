@@ -34,6 +34,7 @@ SCENARIOS = (
     "admin-offsets",
     "admin-configs",
     "admin-transactions",
+    "admin-groups",
 )
 PRODUCE = 0
 CONSUMER_GROUP_HEARTBEAT = 68
@@ -288,3 +289,15 @@ def test_admin_transactions(run: Run) -> None:
     assert closed["partitions"] == []
     # Transaction version 2: ending the transaction bumped the epoch.
     assert (closed["producer_id"], closed["epoch"]) == (open_txn["producer_id"], 1)
+
+
+def test_admin_group_offsets_members_and_broker(run: Run) -> None:
+    result = run.result("admin-groups")
+    # A closed static member stays until removed (LeaveGroup v3+ by instance id).
+    assert (result["static_members"], result["after_remove"]) == (["adm-static-1"], [])
+    topic = "adm-group-topic"
+    assert result["committed"] == {f"{topic}-0": 5, f"{topic}-1": 5}
+    assert result["altered"] == {f"{topic}-0": 1, f"{topic}-1": 2}
+    assert result["deleted"] == {f"{topic}-0": 1}
+    assert (result["log_dirs"], result["replicas"], result["topic_bytes_positive"]) == (1, 2, True)
+    assert result["finalized_features"]["transaction.version"] == 2

@@ -26,6 +26,9 @@ import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.admin.TransactionDescription;
 import org.apache.kafka.clients.admin.TransactionListing;
 import org.apache.kafka.clients.admin.TransactionState;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -260,6 +263,84 @@ final class AdminScenarios {
                 "epoch", d.producerEpoch(), "timeout_ms", d.transactionTimeoutMs(),
                 "partitions", partitions,
                 "start_ms_set", d.transactionStartTimeMs().isPresent());
+    }
+
+    /**
+     * What offset tools do to a group that is not running: reset its offsets, delete one
+     * partition's, remove a static member; plus the broker's log dirs and features.
+     */
+    static void groupsAndBroker(Clients clients) throws Exception {
+        String topic = "adm-group-topic";
+        String group = "adm-group";
+        TopicPartition p0 = new TopicPartition(topic, 0);
+        TopicPartition p1 = new TopicPartition(topic, 1);
+        try (Admin admin = clients.admin()) {
+            clients.createTopics(admin, Map.of(topic, 2));
+            try (KafkaProducer<String, String> producer = clients.producer(Map.of())) {
+                for (int i = 0; i < 10; i++) {
+                    producer.send(new ProducerRecord<>(topic, i % 2, "k", "v" + i));
+                }
+            }
+            try (KafkaConsumer<String, String> consumer = clients.consumer(Map.of(
+                    ConsumerConfig.GROUP_ID_CONFIG, group,
+                    ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "adm-static-1",
+                    ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic"))) {
+                consumer.subscribe(List.of(topic));
+                long deadline = System.currentTimeMillis() + Clients.DEADLINE_MS;
+                int seen = 0;
+                while (seen < 10 && System.currentTimeMillis() < deadline) {
+                    seen += consumer.poll(Clients.POLL).count();
+                }
+                consumer.commitSync();
+            }
+            // A static member stays in the group after close until removed or timed out.
+            var staticMembers = describeMembers(admin, group);
+            admin.removeMembersFromConsumerGroup(group,
+                    new org.apache.kafka.clients.admin.RemoveMembersFromConsumerGroupOptions(
+                            List.of(new org.apache.kafka.clients.admin.MemberToRemove(
+                                    "adm-static-1")))).all().get();
+            var afterRemove = describeMembers(admin, group);
+            Map<String, Object> committed = groupOffsets(admin, group);
+            admin.alterConsumerGroupOffsets(group, Map.of(
+                    p0, new OffsetAndMetadata(1), p1, new OffsetAndMetadata(2))).all().get();
+            Map<String, Object> altered = groupOffsets(admin, group);
+            admin.deleteConsumerGroupOffsets(group, Set.of(p1)).all().get();
+            Map<String, Object> deleted = groupOffsets(admin, group);
+
+            var node = admin.describeCluster().nodes().get().iterator().next().id();
+            var dirs = admin.describeLogDirs(List.of(node)).allDescriptions().get().get(node);
+            long topicBytes = 0;
+            int replicas = 0;
+            for (var dir : dirs.values()) {
+                for (var replica : dir.replicaInfos().entrySet()) {
+                    if (replica.getKey().topic().equals(topic)) {
+                        replicas++;
+                        topicBytes += replica.getValue().size();
+                    }
+                }
+            }
+            Map<String, Object> features = new TreeMap<>();
+            admin.describeFeatures().featureMetadata().get().finalizedFeatures()
+                    .forEach((name, range) -> features.put(name, range.maxVersionLevel()));
+            Json.emit("scenario", "admin-groups", "static_members", staticMembers,
+                    "after_remove", afterRemove, "committed", committed, "altered", altered,
+                    "deleted", deleted, "log_dirs", dirs.size(), "replicas", replicas,
+                    "topic_bytes_positive", topicBytes > 0, "finalized_features", features);
+        }
+    }
+
+    private static List<String> describeMembers(Admin admin, String group) throws Exception {
+        List<String> out = new ArrayList<>();
+        admin.describeConsumerGroups(List.of(group)).describedGroups().get(group).get().members()
+                .forEach(m -> out.add(m.groupInstanceId().orElse("")));
+        return out;
+    }
+
+    private static Map<String, Object> groupOffsets(Admin admin, String group) throws Exception {
+        Map<String, Object> out = new TreeMap<>();
+        admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get()
+                .forEach((tp, om) -> out.put(tp.toString(), om == null ? null : om.offset()));
+        return out;
     }
 
     interface Action {

@@ -34,6 +34,7 @@ public final class ClientScenarios {
         all.put("admin-offsets", AdminScenarios::offsets);
         all.put("admin-configs", AdminScenarios::configs);
         all.put("admin-transactions", AdminScenarios::transactions);
+        all.put("admin-groups", AdminScenarios::groupsAndBroker);
         return all;
     }
 

@@ -16,6 +16,7 @@ from confluent_kafka.admin import (
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
+    ConfigSource,
     NewTopic,
     OffsetSpec,
 )
@@ -215,3 +216,27 @@ def test_configs_kafka_4_removed_are_dropped_at_start(tmp_path: Path) -> None:
         described = next(iter(entries.values())).result(30)
     assert described["retention.ms"].value == "60000"
     assert "message.format.version" not in described
+
+
+def test_config_synonyms_name_kafkas_broker_configs(tmp_path: Path) -> None:
+    """A broker-wide topic default is reported as Kafka reports log.retention.ms set in
+    server.properties: STATIC_BROKER_CONFIG, then the override above it when there is one."""
+    with embedded_broker(tmp_path / "d", topic_defaults={"retention.ms": "3600000"}) as running:
+        admin = AdminClient({"bootstrap.servers": running.bootstrap})
+        admin.create_topics([NewTopic("plain", 1, 1)])["plain"].result(30)
+        config = {"retention.ms": "60000"}
+        admin.create_topics([NewTopic("override", 1, 1, config=config)])["override"].result(30)
+        described = {
+            name: next(
+                iter(admin.describe_configs([ConfigResource("topic", name)]).values())
+            ).result(30)["retention.ms"]
+            for name in ("plain", "override")
+        }
+    plain, override = described["plain"], described["override"]
+    assert (plain.value, plain.source) == ("3600000", ConfigSource.STATIC_BROKER_CONFIG.value)
+    assert [(s.name, s.value) for s in plain.synonyms.values()] == [("log.retention.ms", "3600000")]
+    assert override.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert [(s.name, s.value) for s in override.synonyms.values()] == [
+        ("retention.ms", "60000"),
+        ("log.retention.ms", "3600000"),
+    ]

@@ -75,7 +75,18 @@ TIMESTAMP_BOUNDS = (
     "record listed in record_errors."
 )
 
+SYNONYMS = (
+    "Headwater listed each topic config as its own only synonym; like Kafka it now lists the "
+    "topic override, then the broker config of Kafka's name for it (log.retention.bytes, "
+    "message.max.bytes, ...) with its built-in default where Kafka lists one."
+)
+
 FIXED: dict[str, str] = {
+    "configs.defaults": SYNONYMS
+    + " message.timestamp.after.max.ms now defaults to Kafka 4's 1 hour (and is enforced).",
+    "configs.overrides": SYNONYMS,
+    "configs.incremental_alter": SYNONYMS,
+    "configs.admin_client": SYNONYMS,
     "produce.log_append_time": (
         "Headwater never sent the append time in Produce answers (the field was misnamed), "
         "so a LogAppendTime topic's producers saw -1; it now answers the time it stamped."
@@ -124,10 +135,6 @@ FIXED: dict[str, str] = {
 }
 
 TO_FIX: dict[str, str] = {
-    "configs.defaults": "synonyms; message.timestamp.after.max.ms default",
-    "configs.overrides": "synonyms",
-    "configs.incremental_alter": "synonyms",
-    "configs.admin_client": "synonyms",
     "metadata.topic_authorized_operations": "operations",
     "metadata.describe_cluster_with_operations": "operations",
     "transactions.fenced_raw": "PRODUCER_FENCED",

@@ -150,6 +150,46 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
 }
 
 
+# The broker config Kafka names as each topic config's synonym in DescribeConfigs (a broker
+# setting of that name would be the topic's default), and the ones whose built-in default
+# Kafka does not list as a synonym (their broker configs default to null: log.retention.ms
+# falls back to log.retention.hours, log.roll.ms to log.roll.hours, ...).
+BROKER_SYNONYMS = {
+    "cleanup.policy": "log.cleanup.policy",
+    "compression.gzip.level": "compression.gzip.level",
+    "compression.lz4.level": "compression.lz4.level",
+    "compression.type": "compression.type",
+    "compression.zstd.level": "compression.zstd.level",
+    "delete.retention.ms": "log.cleaner.delete.retention.ms",
+    "file.delete.delay.ms": "log.segment.delete.delay.ms",
+    "flush.messages": "log.flush.interval.messages",
+    "flush.ms": "log.flush.interval.ms",
+    "index.interval.bytes": "log.index.interval.bytes",
+    "local.retention.bytes": "log.local.retention.bytes",
+    "local.retention.ms": "log.local.retention.ms",
+    "max.compaction.lag.ms": "log.cleaner.max.compaction.lag.ms",
+    "max.decompressed.message.bytes": "max.decompressed.message.bytes",
+    "max.message.bytes": "message.max.bytes",
+    "message.timestamp.after.max.ms": "log.message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms": "log.message.timestamp.before.max.ms",
+    "message.timestamp.type": "log.message.timestamp.type",
+    "min.cleanable.dirty.ratio": "log.cleaner.min.cleanable.ratio",
+    "min.compaction.lag.ms": "log.cleaner.min.compaction.lag.ms",
+    "min.insync.replicas": "min.insync.replicas",
+    "preallocate": "log.preallocate",
+    "remote.copy.lag.bytes": "log.remote.copy.lag.bytes",
+    "remote.copy.lag.ms": "log.remote.copy.lag.ms",
+    "retention.bytes": "log.retention.bytes",
+    "retention.ms": "log.retention.ms",
+    "segment.bytes": "log.segment.bytes",
+    "segment.index.bytes": "log.index.size.max.bytes",
+    "segment.jitter.ms": "log.roll.jitter.ms",
+    "segment.ms": "log.roll.ms",
+    "unclean.leader.election.enable": "unclean.leader.election.enable",
+}
+_DEFAULT_NOT_LISTED = frozenset({"flush.ms", "retention.ms", "segment.jitter.ms", "segment.ms"})
+
+
 class InvalidConfigError(ValueError):
     """A config name or value that Kafka would reject."""
 
@@ -225,6 +265,24 @@ def source_of(name: str, overrides: Mapping[str, str], broker_defaults: Mapping[
     if name in broker_defaults:
         return SOURCE_STATIC_BROKER
     return SOURCE_DEFAULT
+
+
+def synonyms(
+    name: str, overrides: Mapping[str, str], broker_defaults: Mapping[str, str]
+) -> list[tuple[str, str, int]]:
+    """(name, value, source) of every place ``name``'s value could come from, highest
+    precedence first, as Kafka's DescribeConfigs lists them: the topic override, the broker
+    setting (under its broker config name), the built-in default."""
+    out = []
+    if name in overrides:
+        out.append((name, overrides[name], SOURCE_DYNAMIC_TOPIC))
+    broker = BROKER_SYNONYMS.get(name)
+    if broker is not None:
+        if name in broker_defaults:
+            out.append((broker, broker_defaults[name], SOURCE_STATIC_BROKER))
+        if name not in _DEFAULT_NOT_LISTED:
+            out.append((broker, TOPIC_CONFIGS[name].default, SOURCE_DEFAULT))
+    return out
 
 
 def log_config(values: Mapping[str, str]) -> LogConfig:

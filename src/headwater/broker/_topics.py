@@ -152,6 +152,9 @@ class TopicManager:
     def config_source(self, topic: Topic, name: str) -> int:
         return _topic_config.source_of(name, topic.configs, self._broker_defaults)
 
+    def config_synonyms(self, topic: Topic, name: str) -> list[tuple[str, str, int]]:
+        return _topic_config.synonyms(name, topic.configs, self._broker_defaults)
+
     def log_config(self, topic: Topic) -> LogConfig:
         return _topic_config.log_config(self.effective_configs(topic))
 

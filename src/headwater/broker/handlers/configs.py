@@ -2,13 +2,15 @@
 DescribeLogDirs v1-4.
 
 DescribeConfigs v1 adds synonyms and sources, v3 types and documentation, v4 flexible
-encoding. Every standard topic config is answered with its value and source. Broker configs
-are described read-only (they are set by file, env or flag at start).
+encoding. Every standard topic config is answered with its value and source, and with Kafka's
+synonyms: the override, then the broker config of Kafka's name for it (``log.retention.bytes``
+for retention.bytes). Broker configs are described read-only (set by file, env or flag).
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from typing import Any
 
 from headwater.broker import _topic_config as tc
@@ -56,8 +58,13 @@ def _broker_configs(ctx: RequestContext) -> dict[str, tuple[str, int]]:
 
 
 def _entry(
-    name: str, value: str | None, source: int, read_only: bool, version: int, synonyms: bool
+    name: str,
+    value: str | None,
+    source: int,
+    read_only: bool,
+    synonyms: Sequence[tuple[str, str | None, int]] | None,
 ) -> dict[str, Any]:
+    """One DescribeConfigs entry; ``synonyms`` None when the request did not ask for them."""
     key = tc.TOPIC_CONFIGS.get(name)
     return {
         "name": name,
@@ -66,7 +73,7 @@ def _entry(
         "config_source": source,
         "is_default": source == tc.SOURCE_DEFAULT,
         "is_sensitive": False,
-        "synonyms": [{"name": name, "value": value, "source": source}] if synonyms else [],
+        "synonyms": [{"name": n, "value": v, "source": src} for n, v, src in (synonyms or [])],
         "config_type": key.type if key else tc.STRING,
         "documentation": key.doc if key else None,
     }
@@ -94,13 +101,19 @@ async def describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
             else:
                 values = topics.effective_configs(topic)
                 result["configs"] = [
-                    _entry(k, v, topics.config_source(topic, k), False, ctx.version, synonyms)
+                    _entry(
+                        k,
+                        v,
+                        topics.config_source(topic, k),
+                        False,
+                        topics.config_synonyms(topic, k) if synonyms else None,
+                    )
                     for k, v in values.items()
                     if keys is None or k in keys
                 ]
         elif resource.resource_type == BROKER:
             result["configs"] = [
-                _entry(k, v, src, True, ctx.version, synonyms)
+                _entry(k, v, src, True, [(k, v, src)] if synonyms else None)
                 for k, (v, src) in _broker_configs(ctx).items()
                 if keys is None or k in keys
             ]

@@ -81,7 +81,14 @@ SYNONYMS = (
     "message.max.bytes, ...) with its built-in default where Kafka lists one."
 )
 
+OPERATIONS = (
+    "Asked for authorised operations, Headwater answered 'unknown' (-2147483648); like Kafka "
+    "without an authoriser it now answers every operation of the resource type."
+)
+
 FIXED: dict[str, str] = {
+    "metadata.topic_authorized_operations": OPERATIONS,
+    "metadata.describe_cluster_with_operations": OPERATIONS,
     "configs.defaults": SYNONYMS
     + " message.timestamp.after.max.ms now defaults to Kafka 4's 1 hour (and is enforced).",
     "configs.overrides": SYNONYMS,
@@ -135,8 +142,6 @@ FIXED: dict[str, str] = {
 }
 
 TO_FIX: dict[str, str] = {
-    "metadata.topic_authorized_operations": "operations",
-    "metadata.describe_cluster_with_operations": "operations",
     "transactions.fenced_raw": "PRODUCER_FENCED",
     "transactions.end_txn_without_transaction": "INVALID_TXN_STATE",
 }

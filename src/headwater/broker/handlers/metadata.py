@@ -2,6 +2,8 @@
 
 Metadata v1 adds the controller and internal flag, v2 the cluster id, v4 the auto-creation
 switch, v8 authorized operations, v9 flexible encoding, v10 topic ids, v12 nullable names.
+Authorised operations, when asked for, are every operation of the resource type, as Kafka
+answers without an authoriser; there is none yet, so every client may do everything.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_TOPIC = 17
 INVALID_REQUEST = 42
 OPERATIONS_UNKNOWN = -2147483648
+# Bit sets of AclOperation codes: a topic's READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
+# DESCRIBE_CONFIGS and ALTER_CONFIGS; the cluster's CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
+# DESCRIBE_CONFIGS, ALTER_CONFIGS and IDEMPOTENT_WRITE.
+TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
+CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 
 
 def broker_entry(ctx: RequestContext) -> dict[str, Any]:
@@ -32,7 +39,7 @@ def broker_entry(ctx: RequestContext) -> dict[str, Any]:
     }
 
 
-def topic_entry(ctx: RequestContext, topic: Topic) -> dict[str, Any]:
+def topic_entry(ctx: RequestContext, topic: Topic, *, operations: bool = False) -> dict[str, Any]:
     node = ctx.broker.config.node_id
     return {
         "error_code": 0,
@@ -51,7 +58,7 @@ def topic_entry(ctx: RequestContext, topic: Topic) -> dict[str, Any]:
             }
             for p in topic.partitions
         ],
-        "topic_authorized_operations": OPERATIONS_UNKNOWN,
+        "topic_authorized_operations": TOPIC_OPERATIONS if operations else OPERATIONS_UNKNOWN,
     }
 
 
@@ -71,9 +78,14 @@ def auto_create(ctx: RequestContext, name: str) -> Topic | None:
 async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
     topics = ctx.broker.topics
     wanted = request.topics
+    operations = bool(getattr(request, "include_topic_authorized_operations", False))
     entries: list[dict[str, Any]] = []
     if wanted is None or (ctx.version == 0 and not wanted):
-        entries = [topic_entry(ctx, t) for t in topics.topics.values() if not t.internal]
+        entries = [
+            topic_entry(ctx, t, operations=operations)
+            for t in topics.topics.values()
+            if not t.internal
+        ]
     elif ctx.version < 12 and any(item.name is None for item in wanted):
         # Topic ids name topics only from v12; before it Kafka refuses the whole request,
         # answering every topic with INVALID_REQUEST and a null name as "" (not nullable).
@@ -114,14 +126,15 @@ async def metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
                     {"error_code": UNKNOWN_TOPIC_OR_PARTITION, "name": name, "partitions": []}
                 )
                 continue
-            entries.append(topic_entry(ctx, topic))
+            entries.append(topic_entry(ctx, topic, operations=operations))
+    cluster = getattr(request, "include_cluster_authorized_operations", False)
     return {
         "throttle_time": 0,
         "brokers": [broker_entry(ctx)],
         "cluster_id": ctx.broker.config.cluster_id,
         "controller_id": ctx.broker.config.node_id,
         "topics": entries,
-        "cluster_authorized_operations": OPERATIONS_UNKNOWN,
+        "cluster_authorized_operations": CLUSTER_OPERATIONS if cluster else OPERATIONS_UNKNOWN,
     }
 
 
@@ -135,5 +148,9 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
         "cluster_id": ctx.broker.config.cluster_id,
         "controller_id": ctx.broker.config.node_id,
         "brokers": [broker_entry(ctx)],
-        "cluster_authorized_operations": OPERATIONS_UNKNOWN,
+        "cluster_authorized_operations": (
+            CLUSTER_OPERATIONS
+            if request.include_cluster_authorized_operations
+            else OPERATIONS_UNKNOWN
+        ),
     }

@@ -34,9 +34,9 @@ PARTS = ((0, 200), (200, 400), (400, 600))
 WINDOW_MS = 10_000
 ORDER_SPACING_MS = 50
 # Every order pauses the app this long, so the kill lands while it works through part two.
-SLOW_MS = "5"
+SLOW_MS = "6"
 # Kill once the app has read this many orders in its first run: part two is under way.
-KILL_AFTER = 250
+KILL_AFTER = 225
 TIMEOUT_S = 180.0
 
 

@@ -29,14 +29,35 @@ def create(
     name: Annotated[str, typer.Argument(help="Topic name (letters, digits, '.', '_', '-').")],
     partitions: Annotated[int, typer.Option("--partitions", "-p", help="Partition count.")] = 1,
     config: ConfigOpt = None,
+    replication_factor: Annotated[
+        int | None,
+        typer.Option(
+            "--replication-factor",
+            "-r",
+            min=1,
+            help="Copies of each partition; default min(3, brokers in the cluster), with "
+            "min.insync.replicas=2 at 3 unless --config sets it.",
+        ),
+    ] = None,
     bootstrap: Bootstrap = _BOOT,
 ) -> None:
-    """Create a topic."""
+    """Create a topic, replicated as the cluster allows unless told otherwise."""
+    admin = Admin(bootstrap)
     try:
-        Admin(bootstrap).create_topic(name, partitions, parse_pairs(config or [], "config"))
+        if replication_factor is None:
+            replication_factor = admin.replication().factor
+        admin.create_topic(
+            name,
+            partitions,
+            parse_pairs(config or [], "config"),
+            replication_factor=replication_factor,
+        )
     except AdminError as exc:
         raise fail(f"cannot create topic {name!r}: {exc}") from None
-    typer.echo(f"created topic {name} with {partitions} partition(s)")
+    typer.echo(
+        f"created topic {name} with {partitions} partition(s), "
+        f"replication factor {replication_factor}"
+    )
 
 
 @app.command("list")

@@ -24,14 +24,33 @@ from headwater.client._backoff import Backoff
 from headwater.client._cluster import ClusterMetadata, PartitionState, describe_cluster
 from headwater.client._dlq import DeadLetterQueue, dead_letter_headers
 from headwater.client._factories import new_consumer, new_producer
+from headwater.client._inspect import (
+    ClusterSettings,
+    ConfigValue,
+    InspectError,
+    TopicSettings,
+    inspect_cluster,
+)
 from headwater.client._io import ConsumedRecord, DeliveryError, consume, produce_all
 from headwater.client._lineage import add_lineage, lineage_headers, read_lineage
+from headwater.client._offsets import (
+    committed_offsets,
+    is_transient,
+    read_to_end,
+    watermarks,
+)
 from headwater.client._producer import Delivery, EventProducer, ProducerStats
 from headwater.client._profiles import (
     CONSUMER_DEFAULTS,
     PRODUCER_PROFILES,
     consumer_config,
     producer_config,
+)
+from headwater.client._replication import (
+    Replication,
+    ReplicationError,
+    cluster_replication,
+    replication_for,
 )
 from headwater.client._serde import (
     BytesSerde,
@@ -55,6 +74,8 @@ __all__ = [
     "Backoff",
     "BytesSerde",
     "ClusterMetadata",
+    "ClusterSettings",
+    "ConfigValue",
     "ConsumedRecord",
     "Consumer",
     "DeadLetterQueue",
@@ -62,6 +83,7 @@ __all__ = [
     "DeliveryError",
     "EventProducer",
     "GroupOffsets",
+    "InspectError",
     "JsonSchemaSerde",
     "JsonSerde",
     "KafkaError",
@@ -72,11 +94,14 @@ __all__ = [
     "ProducerState",
     "ProducerStats",
     "ProtobufSerde",
+    "Replication",
+    "ReplicationError",
     "Serde",
     "SerdeError",
     "StringSerde",
     "TopicInfo",
     "TopicPartition",
+    "TopicSettings",
     "TopicTable",
     "TopicTableError",
     "TransactionAdmin",
@@ -84,19 +109,26 @@ __all__ = [
     "TransactionListing",
     "WireError",
     "add_lineage",
+    "cluster_replication",
+    "committed_offsets",
     "consume",
     "consumer_config",
     "dead_letter_headers",
     "describe_cluster",
     "deserialize_many",
+    "inspect_cluster",
+    "is_transient",
     "lineage_headers",
     "new_consumer",
     "new_producer",
     "produce_all",
     "producer_config",
     "read_lineage",
+    "read_to_end",
+    "replication_for",
     "serde",
     "serialize_many",
+    "watermarks",
 ]
 
 if TYPE_CHECKING:

@@ -5,22 +5,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
     NewPartitions,
-    NewTopic,
     OffsetSpec,
+)
+
+from headwater.client._replication import (
+    Replication,
+    ReplicationError,
+    new_topic,
+    replication_of,
+    wait_until_led,
+    with_factor,
 )
 
 _TIMEOUT_S = 30.0
 
 
 class AdminError(RuntimeError):
-    """An admin operation the cluster refused; the message says what and why."""
+    """An admin operation the cluster refused; the message says what and why, ``code`` is
+    Kafka's error code when the cluster gave one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +68,10 @@ def _result(future: Any) -> Any:
     try:
         return future.result(timeout=_TIMEOUT_S)
     except KafkaException as exc:
-        raise AdminError(str(exc.args[0].str() if exc.args else exc)) from None
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError):
+            raise AdminError(error.str(), error.code()) from None
+        raise AdminError(str(exc)) from None
 
 
 class Admin:
@@ -59,19 +80,69 @@ class Admin:
     def __init__(self, bootstrap: str, extra: dict[str, Any] | None = None) -> None:
         self._bootstrap = bootstrap
         self._client = AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})
+        self._replication: Replication | None = None
 
-    def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> None:
+    def replication(self) -> Replication:
+        """Replication for new topics: min(3, brokers), ``min.insync.replicas=2`` at 3.
+
+        Asked once per Admin: the broker count does not change between the topics one
+        component creates at start-up.
+        """
+        if self._replication is None:
+            try:
+                self._replication = replication_of(self._client, _TIMEOUT_S)
+            except ReplicationError as exc:
+                raise AdminError(str(exc)) from None
+        return self._replication
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: dict[str, str],
+        *,
+        replication_factor: int | None = None,
+    ) -> None:
+        """Create ``name``; without ``replication_factor`` it follows the cluster's size.
+
+        ``configs`` win over the replication defaults, so an explicit ``min.insync.replicas``
+        is kept as given.
+        """
+        replication = (
+            self.replication() if replication_factor is None else with_factor(replication_factor)
+        )
         futures = self._client.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1, config=configs)],
-            operation_timeout=_TIMEOUT_S,
+            [new_topic(name, partitions, configs, replication)], operation_timeout=_TIMEOUT_S
         )
         _result(futures[name])
+        # Returning before every broker knows the topic would let the caller's first read
+        # of it fail on a multi-node cluster.
+        wait_until_led(self._client, [name], _TIMEOUT_S)
+
+    def ensure_topic(self, name: str, partitions: int, configs: dict[str, str]) -> bool:
+        """Create ``name`` unless it exists (an existing topic is left as it is); True if
+        this call created it. Another client creating it at the same moment is no error."""
+        try:
+            if name in self._client.list_topics(timeout=_TIMEOUT_S).topics:
+                return False
+        except KafkaException as exc:
+            raise AdminError(f"cannot list topics: {exc.args[0] if exc.args else exc}") from None
+        try:
+            self.create_topic(name, partitions, configs)
+        except AdminError as exc:
+            if exc.code == KafkaError.TOPIC_ALREADY_EXISTS:
+                return False
+            raise
+        return True
 
     def delete_topic(self, name: str) -> None:
         _result(self._client.delete_topics([name], operation_timeout=_TIMEOUT_S)[name])
 
     def list_topics(self) -> dict[str, int]:
-        metadata = self._client.list_topics(timeout=_TIMEOUT_S)
+        try:
+            metadata = self._client.list_topics(timeout=_TIMEOUT_S)
+        except KafkaException as exc:
+            raise AdminError(f"cannot list topics: {exc.args[0] if exc.args else exc}") from None
         return {
             name: len(t.partitions)
             for name, t in sorted(metadata.topics.items())

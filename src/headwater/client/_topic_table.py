@@ -18,11 +18,15 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     KafkaError,
+    KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+
+from headwater.client._offsets import watermarks
+from headwater.client._replication import new_topic, replication_for, wait_until_led
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +42,26 @@ class TopicTableError(RuntimeError):
 def ensure_topic(
     bootstrap: str, topic: str, partitions: int, configs: dict[str, str], timeout_s: float
 ) -> None:
-    """Create ``topic`` unless it exists; an existing topic is left as it is."""
+    """Create ``topic`` unless it exists; an existing topic is left as it is.
+
+    A new topic is replicated as the cluster allows (min(3, brokers), min ISR 2 at three):
+    the table is the service's only copy of its state.
+    """
     admin = AdminClient({"bootstrap.servers": bootstrap})
     metadata = admin.list_topics(timeout=timeout_s)
     if topic in metadata.topics and metadata.topics[topic].error is None:
         return
+    replication = replication_for(len(metadata.brokers))
     futures = admin.create_topics(
-        [NewTopic(topic, num_partitions=partitions, replication_factor=1, config=configs)],
-        operation_timeout=timeout_s,
+        [new_topic(topic, partitions, configs, replication)], operation_timeout=timeout_s
     )
     try:
         futures[topic].result(timeout=timeout_s)
     except Exception as exc:
         err = exc.args[0] if exc.args else None
-        if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-            return
-        raise TopicTableError(f"cannot create topic {topic!r}: {exc}") from exc
+        if not isinstance(err, KafkaError) or err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise TopicTableError(f"cannot create topic {topic!r}: {exc}") from exc
+    wait_until_led(admin, [topic], timeout_s)
 
 
 class TopicTable:
@@ -114,9 +122,11 @@ class TopicTable:
             raise TopicTableError(f"topic {self.topic!r} does not exist; create it or pass create")
         ends = {}
         for p in found.partitions:
-            _low, high = consumer.get_watermark_offsets(
-                TopicPartition(self.topic, p), timeout=timeout_s
-            )
+            try:
+                _low, high = watermarks(consumer, self.topic, p, timeout_s)
+            except KafkaException as exc:
+                consumer.close()
+                raise TopicTableError(f"cannot read the end of {self.topic!r}: {exc}") from None
             ends[p] = high
             self._next[p] = 0
         consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in ends])

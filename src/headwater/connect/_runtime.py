@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headwater.client import (
+    Admin,
+    AdminError,
     Backoff,
     Consumer,
     DeadLetterQueue,
@@ -23,8 +25,10 @@ from headwater.client import (
     KafkaException,
     Message,
     TopicPartition,
+    committed_offsets,
     new_consumer,
     new_producer,
+    read_to_end,
 )
 from headwater.connect._records import (
     Decoder,
@@ -41,7 +45,8 @@ from headwater.connect._writer import BatchWriter, SinkFailed, Stopped
 log = logging.getLogger(__name__)
 
 _DLQ_FLUSH_TIMEOUT_S = 30.0
-_COMMITTED_TIMEOUT_S = 10.0
+# A group coordinator that moves answers again within seconds; longer means it is gone.
+_COMMITTED_TIMEOUT_S = 60.0
 
 
 @dataclass(slots=True)
@@ -124,6 +129,7 @@ class SinkRunner:
             "auto.offset.reset": "earliest",
             **settings.consumer_overrides,
         }
+        self._ensure_dead_letter_topic()
         consumer = new_consumer(settings.bootstrap, settings.group_id, overrides)
         producer = new_producer(settings.bootstrap, "durable", settings.producer_overrides)
         self._consumer = consumer
@@ -154,6 +160,23 @@ class SinkRunner:
                 # Drop the clients so librdkafka stops reconnecting once the runner is done.
                 del self._consumer, self._producer, self._dlq
         return self.stats
+
+    def _ensure_dead_letter_topic(self) -> None:
+        """Create the dead-letter topic, replicated like every topic headwater creates.
+
+        Left to auto-creation it would get the broker's default replication (often 1), or
+        not exist at all where auto-creation is off, and the first refused record would then
+        stop the sink. A cluster that refuses the creation (ACLs) still gets the produce.
+        """
+        try:
+            Admin(self.settings.bootstrap).ensure_topic(self.settings.dlq_topic, 1, {})
+        except AdminError as exc:
+            log.warning(
+                "dead-letter topic not created sink=%s topic=%s error=%s",
+                self.sink.name,
+                self.settings.dlq_topic,
+                exc,
+            )
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -249,7 +272,7 @@ class SinkRunner:
         self.stats.last_commit_at = time.time()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        committed = consumer.committed(partitions, timeout=_COMMITTED_TIMEOUT_S)
+        committed = committed_offsets(consumer, partitions, _COMMITTED_TIMEOUT_S)
         starts = [
             PartitionStart(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else None)
             for tp in committed
@@ -308,5 +331,13 @@ class SinkRunner:
                 continue
             if high is not None and high >= 0:
                 progress.high_watermark = high
+        committed = {
+            key: -1 if p.committed is None else p.committed
+            for key, p in list(self.stats.partitions.items())
+        }
+        # Records read are in the sink already (Parquet buffers them until it rotates); a stop
+        # now flushes and commits them, so "read to the end" is what a drain waits for.
+        caught_up = read_to_end(consumer, committed)
+        self.stats.caught_up_at = time.time() if caught_up else None
         if self.on_progress is not None:
             self.on_progress(self.stats)

@@ -40,6 +40,9 @@ class SinkStats:
     started_at: float = field(default_factory=time.time)
     last_commit_at: float | None = None
     last_error: str | None = None
+    caught_up_at: float | None = None
+    """Wall time of the last report that found every owned partition read to its end (what
+    was read is in the sink; stopping commits it); None while the sink is behind."""
     partitions: dict[tuple[str, int], PartitionProgress] = field(default_factory=dict)
 
     @property

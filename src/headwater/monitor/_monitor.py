@@ -70,6 +70,10 @@ class LagMonitor:
             except LagError as exc:
                 with self._lock:
                     self._error = str(exc)
+                # After a broker failure librdkafka can keep answering from a stale view of
+                # the partition ("Local: Unknown partition"); fresh clients ask the cluster.
+                self._reader.close()
+                self._reader = None
                 raise
         now_ms = self._clock_ms()
         with self._lock:

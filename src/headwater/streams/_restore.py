@@ -8,7 +8,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
-from headwater.client import Consumer, KafkaError, TopicPartition
+from headwater.client import Consumer, KafkaError, TopicPartition, watermarks
 from headwater.streams._state import (
     DurableStore,
     LocalStateFile,
@@ -20,10 +20,11 @@ from headwater.streams._state import (
 log = logging.getLogger("headwater.streams")
 
 
-def changelog_end(consumer: Consumer, topic: str, partition: int) -> int:
-    """The changelog's end offset as the broker sees it now."""
-    _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-    return int(high)
+def changelog_end(consumer: Consumer, topic: str, partition: int, timeout_s: float = 2.0) -> int:
+    """The changelog's end offset as the broker sees it now, asked again while its leader
+    moves; short by default, because the caller blocks the processing loop meanwhile."""
+    _low, high = watermarks(consumer, topic, partition, timeout_s)
+    return high
 
 
 def restore_store(
@@ -36,7 +37,7 @@ def restore_store(
     """A store for ``partition`` holding exactly what the changelog holds."""
     local = LocalStateFile(state_dir / name / f"{partition}.sqlite")
     store = DurableStore(name, changelog, partition, local)
-    low, high = consumer.get_watermark_offsets(TopicPartition(changelog, partition), timeout=10)
+    low, high = watermarks(consumer, changelog, partition, timeout_s=30)
     checkpoint = local.checkpoint()
     if checkpoint < low or checkpoint > high:
         # The file is from another changelog (deleted, recreated or truncated): start over.

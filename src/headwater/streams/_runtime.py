@@ -35,6 +35,7 @@ from headwater.client import (
     deserialize_many,
     new_consumer,
     new_producer,
+    read_to_end,
     serialize_many,
 )
 from headwater.streams._core import Record
@@ -47,6 +48,10 @@ log = logging.getLogger("headwater.streams")
 
 #: How often committed state changes are copied to the local files (restart speed only).
 LOCAL_SAVE_INTERVAL_S = 1.0
+#: How much later the copy is tried again when a changelog's end could not be read.
+LOCAL_SAVE_DEFERRED_S = 5.0
+#: How often the loop checks whether it has read everything (``AppStats.caught_up_at``).
+CAUGHT_UP_INTERVAL_S = 0.5
 
 
 class StreamsError(RuntimeError):
@@ -65,6 +70,9 @@ class AppStats:
     started_at: float = field(default_factory=time.monotonic)
     first_record_at: float | None = None
     assigned: list[int] = field(default_factory=list)
+    caught_up_at: float | None = None
+    """Wall time of the last check that found every owned input partition read to its end
+    with nothing left uncommitted; None while the app is behind or has work in flight."""
 
     @property
     def first_record_latency_s(self) -> float | None:
@@ -99,6 +107,7 @@ class Runner:
         self.tasks: dict[int, Task] = {}
         self.sources = {n.source.topic: n for n in graph.sources() if n.source is not None}
         self.positions: dict[tuple[str, int], int] = {}
+        self.committed_offsets: dict[tuple[str, int], int] = {}
         self.in_transaction = False
         self.delivery_errors: list[str] = []
         self._processed_at = 0
@@ -173,6 +182,7 @@ class Runner:
             on_lost=self._on_lost,
         )
         next_commit = time.monotonic() + self.settings.commit_interval_s
+        next_check = time.monotonic() + CAUGHT_UP_INTERVAL_S
         # Batches allocate thousands of short-lived, acyclic objects that reference counting
         # frees; cyclic collections triggered every 700 allocations only cost time here.
         threshold = gc.get_threshold()
@@ -188,6 +198,9 @@ class Runner:
                 if time.monotonic() >= next_commit:
                     self.commit(save_local=time.monotonic() >= self._next_local_save)
                     next_commit = time.monotonic() + self.settings.commit_interval_s
+                if time.monotonic() >= next_check:
+                    self._check_caught_up()
+                    next_check = time.monotonic() + CAUGHT_UP_INTERVAL_S
             self.commit()
         except BaseException:
             # Leaving the group must not try to commit what failed.
@@ -497,19 +510,46 @@ class Runner:
                     # these records are processed once more, as at-least-once allows.
                     log.warning("offset commit failed (%s); will retry at the next commit", exc)
                     return
+        self.committed_offsets.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
         self.positions.clear()
         if save_local:
             self._save_local()
         self.stats.commits += 1
 
+    def _check_caught_up(self) -> None:
+        """Note whether everything the app owns has been read and committed, so a caller
+        can stop it knowing nothing is left behind (a drain, rather than a guess)."""
+        idle = not self.in_transaction and not self.positions
+        if idle and read_to_end(self._consumer, self.committed_offsets):
+            self.stats.caught_up_at = time.time()
+        else:
+            self.stats.caught_up_at = None
+
     def _save_local(self) -> None:
+        """Copy committed changes to the local files, which only speed up a restart.
+
+        The changelog's end offset comes from its leader; while a broker failure moves that
+        leader the copy waits for the next round rather than stopping the app. Until then a
+        store's file keeps its older checkpoint, from which a restore replays the changelog.
+        """
+        self._next_local_save = time.monotonic() + LOCAL_SAVE_INTERVAL_S
         for task in self.tasks.values():
             for store in task.stores.values():
                 if isinstance(store, DurableStore) and store.unsaved:
-                    end = changelog_end(self._restorer, store.changelog, store.partition)
+                    try:
+                        end = changelog_end(self._restorer, store.changelog, store.partition)
+                    except KafkaException as exc:
+                        log.warning(
+                            "local state copy deferred store=%s partition=%d error=%s",
+                            store.name,
+                            store.partition,
+                            exc,
+                        )
+                        # Each try blocks the loop; give the cluster time to elect a leader.
+                        self._next_local_save += LOCAL_SAVE_DEFERRED_S
+                        return
                     store.last_offset = end - 1
                     store.committed()
-        self._next_local_save = time.monotonic() + LOCAL_SAVE_INTERVAL_S
 
     def _transaction_failed(self, exc: KafkaException) -> None:
         error = exc.args[0] if exc.args else None

@@ -55,6 +55,18 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def _check_options(
+    anomaly_rate: float, malformed_rate: float, guarantee: str, bootstrap: str | None
+) -> None:
+    for name, share in (("--anomaly-rate", anomaly_rate), ("--malformed-rate", malformed_rate)):
+        if not 0 <= share <= 1:
+            raise typer.BadParameter("give a share between 0 and 1", param_hint=name)
+    if guarantee not in ("exactly-once", "at-least-once"):
+        raise typer.BadParameter("choose exactly-once or at-least-once", param_hint="--guarantee")
+    if bootstrap is not None and not bootstrap.strip():
+        raise typer.BadParameter("give host:port[,host:port]", param_hint="--bootstrap")
+
+
 def demo(
     data_dir: Annotated[
         Path,
@@ -75,7 +87,20 @@ def demo(
         int, typer.Option(help="Dashboard port on 127.0.0.1; 0 picks a free one.")
     ] = 8050,
     dashboard: Annotated[bool, typer.Option(help="Serve the live dashboard.")] = True,
-    broker_port: Annotated[int, typer.Option(help="Broker port; 0 picks a free one.")] = 0,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(
+            "--bootstrap",
+            "-b",
+            help="Use this existing Kafka cluster (host:port[,host:port]) and start no "
+            "embedded broker; topics the demo creates get min(3, brokers) replicas. "
+            "Without it the demo runs its own single-node broker.",
+            envvar="HEADWATER_BOOTSTRAP",
+        ),
+    ] = None,
+    broker_port: Annotated[
+        int, typer.Option(help="Embedded broker port; 0 picks a free one (not with --bootstrap).")
+    ] = 0,
     registry_port: Annotated[
         int, typer.Option(help="Schema registry port on 127.0.0.1; 0 picks a free one.")
     ] = 8081,
@@ -101,20 +126,19 @@ def demo(
     Orders, clicks and temperature readings flow through the broker; the pipeline drops test
     orders, enriches orders with customers, counts revenue and clicks per minute, flags
     temperature anomalies and parks malformed records in a dead-letter topic; sinks write SQL
-    tables (SQLite), Parquet files and a live DuckDB table.
+    tables (SQLite), Parquet files and a live DuckDB table. With --bootstrap the same
+    application runs against an existing cluster, such as a 3-node Apache Kafka.
     """
     # Imported here so that other commands (the broker above all) do not load the whole stack.
+    from headwater.client import AdminError
     from headwater.console import ConsoleError
     from headwater.demo import Demo, DemoSettings
 
-    for name, share in (("--anomaly-rate", anomaly_rate), ("--malformed-rate", malformed_rate)):
-        if not 0 <= share <= 1:
-            raise typer.BadParameter("give a share between 0 and 1", param_hint=name)
-    if guarantee not in ("exactly-once", "at-least-once"):
-        raise typer.BadParameter("choose exactly-once or at-least-once", param_hint="--guarantee")
+    _check_options(anomaly_rate, malformed_rate, guarantee, bootstrap)
     console = Console()
     settings = DemoSettings(
         data_dir=data_dir,
+        bootstrap=bootstrap,
         rate=rate,
         broker_port=broker_port,
         dashboard_port=dashboard_port,
@@ -134,13 +158,16 @@ def demo(
         try:
             with console.status("starting broker, pipeline and sinks…"):
                 running.start()
+        except AdminError as exc:
+            raise fail(f"cannot use the cluster at {running.bootstrap}: {exc}") from None
         except ConsoleError as exc:
             raise fail(f"{exc} (for example --dashboard-port 0 picks a free port)") from None
         except RuntimeError as exc:
             if "registry could not listen" not in str(exc):
                 raise
             raise fail(f"{exc}; choose another --registry-port (0 picks a free one)") from None
-        console.print(f"broker on [bold]{running.bootstrap}[/], data in {data_dir}")
+        where = "broker on" if running.embedded else "no embedded broker; cluster at"
+        console.print(f"{where} [bold]{running.bootstrap}[/], data in {data_dir}", soft_wrap=True)
         if running.registry_url:
             console.print(
                 f"schema registry: {running.registry_url} "
@@ -166,6 +193,7 @@ def demo(
     console.print(f"inspect the tables with: sqlite3 {database} .tables")
     if summary_json is not None:
         summary_json.write_text(json.dumps(summary, indent=2))
-    if summary["pipeline"]["errors"]:
-        console.print(f"[red]the pipeline stopped with: {summary['pipeline']['errors'][0]}[/]")
-        raise typer.Exit(1)
+    for stage in ("pipeline", "sinks"):
+        if summary[stage]["errors"]:
+            console.print(f"[red]the {stage} stopped with: {summary[stage]['errors'][0]}[/]")
+            raise typer.Exit(1)

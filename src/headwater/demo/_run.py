@@ -3,6 +3,10 @@
 ``Demo.start()`` brings everything up; ``Demo.snapshot()`` is what the dashboard shows;
 ``Demo.stop()`` stops the generator, lets the pipeline and the sinks drain what is in flight,
 stops them (committing), and leaves every file in the data directory for inspection.
+
+With ``DemoSettings.bootstrap`` set, no embedded broker starts: the same generator, pipeline,
+sinks and registry run against that cluster (Apache Kafka, say), and every topic they create
+is replicated as the cluster allows (see ``headwater.client.Replication``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,7 @@ from headwater.demo._pipeline import (
     APP_ID,
     CLICK_COUNTS,
     ENRICHED,
+    LATE_ORDERS,
     REVENUE,
     build_pipeline,
 )
@@ -42,11 +48,16 @@ log = logging.getLogger("headwater.demo")
 PARTITIONS = 4
 SAMPLE_S = 0.5
 HISTORY = 240
+#: Consumers learn a partition's end from fetch answers (at most 500 ms apart): a stage
+#: counts as drained only by a check made this long after the writes it must have read.
+DRAIN_MARGIN_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class DemoSettings:
     data_dir: Path = Path("headwater-demo")
+    bootstrap: str | None = None
+    """An existing cluster to use; None starts the embedded broker (on ``broker_port``)."""
     rate: float = 2000.0
     broker_port: int = 0
     dashboard_port: int = 8050
@@ -60,7 +71,8 @@ class DemoSettings:
 
 
 def create_demo_topics(bootstrap: str) -> None:
-    """The demo's input and output topics (internal topics are the pipeline's own)."""
+    """The demo's input and output topics (internal topics are the pipeline's own), with
+    min(3, brokers) replicas and ``min.insync.replicas=2`` at three."""
     admin = Admin(bootstrap)
     existing = admin.list_topics()
     wanted: dict[str, tuple[int, dict[str, str]]] = {
@@ -72,6 +84,7 @@ def create_demo_topics(bootstrap: str) -> None:
         REVENUE: (PARTITIONS, {"cleanup.policy": "compact"}),
         CLICK_COUNTS: (PARTITIONS, {"cleanup.policy": "compact"}),
         ALERTS: (1, {}),
+        LATE_ORDERS: (PARTITIONS, {}),
     }
     for topic, (partitions, configs) in wanted.items():
         if topic not in existing:
@@ -102,6 +115,7 @@ class Demo:
         self.started_at = time.time()
         self._threads: list[threading.Thread] = []
         self._app_errors: list[BaseException] = []
+        self._sink_errors: list[str] = []
         self._stop_sampling = threading.Event()
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=HISTORY)
         self._freshness: deque[tuple[float, float]] = deque(maxlen=HISTORY)
@@ -110,18 +124,26 @@ class Demo:
 
     @property
     def bootstrap(self) -> str:
+        if self.settings.bootstrap is not None:
+            return self.settings.bootstrap
         assert self.broker is not None, "start() first"
         return self.broker.bootstrap
 
+    @property
+    def embedded(self) -> bool:
+        """True when the demo runs its own broker rather than using an existing cluster."""
+        return self.settings.bootstrap is None
+
     def start(self) -> Demo:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        config = BrokerConfig(
-            port=self.settings.broker_port,
-            data_dir=self.data_dir / "broker",
-            group_initial_rebalance_delay_ms=0,
-        )
-        self.broker = BrokerThread(config)
-        self.broker.start()
+        if self.embedded:
+            config = BrokerConfig(
+                port=self.settings.broker_port,
+                data_dir=self.data_dir / "broker",
+                group_initial_rebalance_delay_ms=0,
+            )
+            self.broker = BrokerThread(config)
+            self.broker.start()
         self._create_topics()
         if self.settings.registry:
             self.registry = RegistryServer(self.bootstrap, port=self.settings.registry_port)
@@ -287,37 +309,48 @@ class Demo:
 
     # Stop ----------------------------------------------------------------------------------------
 
-    def _progress(self) -> tuple[int, ...]:
-        app = 0 if self.app is None or self.app.stats is None else self.app.stats.consumed
-        return (app, *(r.stats.records_consumed for r in self.runners))
+    def _wait_drained(self, stats: Callable[[], list[Any]], deadline: float) -> bool:
+        """Wait until every one of ``stats`` (AppStats or SinkStats) reports having read all it
+        owns to the end, in a check made after the fetch answers have caught up with writes
+        that finished before this call; False if ``deadline`` came first.
+
+        Counting on progress to go quiet instead would stop a stage that is only waiting out a
+        broker failover (a new leader, a group coordinator moving), and leave its records
+        unprocessed in the log.
+        """
+        since = time.time() + DRAIN_MARGIN_S
+        while time.monotonic() < deadline and not self._app_errors:
+            if all(s is not None and (s.caught_up_at or 0) >= since for s in stats()):
+                return True
+            time.sleep(0.2)
+        return False
 
     def stop(self, drain_timeout_s: float = 60.0) -> None:
         """Stop producing, let everything in flight reach the sinks, then stop in order."""
         if self.generator is not None:
             self.generator.stop()
         deadline = time.monotonic() + drain_timeout_s
-        last, steady = self._progress(), 0
-        while steady < 4 and time.monotonic() < deadline and not self._app_errors:
-            time.sleep(0.5)
-            now = self._progress()
-            steady = steady + 1 if now == last else 0
-            last = now
-        if self.app is not None:
-            self.app.stop()
+        app = self.app
+        if app is not None:
+            drained = self._wait_drained(lambda: [app.stats], deadline)
+            if not drained:
+                log.warning("the pipeline did not catch up within %.0f s", drain_timeout_s)
+            app.stop()
         for thread in self._threads:
             if thread.name == "demo-pipeline":
                 thread.join(60)
         # The pipeline's last commit may still be on its way to the sinks.
-        last, steady = self._progress(), 0
-        while steady < 4 and time.monotonic() < deadline:
-            time.sleep(0.5)
-            now = self._progress()
-            steady = steady + 1 if now == last else 0
-            last = now
+        running = [r for r in self.runners if r.error is None]
+        if not self._wait_drained(lambda: [r.stats for r in running if r.error is None], deadline):
+            log.warning("the sinks did not catch up within %.0f s", drain_timeout_s)
         for runner in self.runners:
             runner.stop()
         for runner in self.runners:
-            runner.join(60)
+            try:
+                runner.join(60)
+            except BaseException as exc:
+                # Reported in the summary; the rest must still stop.
+                self._sink_errors.append(f"{runner.settings.group_id}: {exc!r}")
         self._stop_sampling.set()
         if self.lag is not None:
             self.lag.stop()
@@ -347,6 +380,7 @@ class Demo:
         )
         return {
             "generated": {
+                "run_id": None if self.generator is None else self.generator.run_id,
                 "orders": stats.orders,
                 "test_orders": stats.test_orders,
                 "clicks": stats.clicks,
@@ -354,6 +388,7 @@ class Demo:
                 "spikes": stats.spikes,
                 "malformed": stats.malformed,
                 "revenue": round(stats.revenue, 2),
+                "delivery_errors": stats.delivery_errors,
             },
             "pipeline": {
                 "consumed": 0
@@ -372,6 +407,7 @@ class Demo:
                 "alerts": len(self._sql("SELECT 1 FROM temperature_alerts")),
                 "revenue_windows": len(self._sql("SELECT 1 FROM revenue_per_minute")),
             },
+            "sinks": {"errors": list(self._sink_errors)},
             "parquet": {"orders": parquet_rows},
             "registry": {"url": self.registry_url, "schema_ids": self.schema_ids},
             "duckdb": {"orders": duck},

@@ -88,6 +88,7 @@ def test_errors_are_clear(bootstrap: str) -> None:
         ["transactions", "describe"],
         ["transactions", "producers"],
         ["demo"],
+        ["doctor"],
     ],
 )
 def test_help_explains_every_option(command: list[str]) -> None:

@@ -8,6 +8,7 @@ from headwater.cli import (
     _broker_cmd,
     _contracts_cmd,
     _demo_cmd,
+    _doctor_cmd,
     _groups_cmd,
     _io_cmd,
     _registry_cmd,
@@ -19,7 +20,7 @@ from headwater.cli import (
 app = typer.Typer(
     name="headwater",
     help="Real-time data ingestion on the Kafka protocol: broker, streams demo, sinks, "
-    "schema registry, contracts, topics, groups and transactions.",
+    "schema registry, contracts, topics, groups, transactions and a settings doctor.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,6 +35,7 @@ app.command("demo")(_demo_cmd.demo)
 app.add_typer(_sink_cmd.app, name="sink")
 app.command("registry")(_registry_cmd.registry)
 app.add_typer(_contracts_cmd.app, name="contracts")
+app.command("doctor")(_doctor_cmd.doctor)
 
 
 def main() -> None:

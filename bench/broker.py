@@ -106,8 +106,7 @@ def _process_command(name: str, port: int, data_dir: Path) -> list[str]:
     if name.startswith("headwater"):
         return [
             sys.executable,
-            "-m",
-            "headwater",
+            str(Path(__file__).parent / "_plain_broker.py"),
             "broker",
             "--port",
             str(port),

@@ -71,7 +71,8 @@ def main() -> int:
     total = Outcome()
     started = time.monotonic()
     try:
-        with BrokerProcess(work / "data", "--metrics-port", "0", env=env) as broker:
+        plain = (sys.executable, str(Path(__file__).parent / "_plain_broker.py"))
+        with BrokerProcess(work / "data", "--metrics-port", "0", env=env, launcher=plain) as broker:
             memory = PeakMemory(broker)
             normal_round(broker.bootstrap, 0)
             sent = 0

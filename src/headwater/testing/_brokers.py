@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,10 @@ class BrokerProcess:
         *extra_args: str,
         port: int = 0,
         env: dict[str, str] | None = None,
+        launcher: Sequence[str] = (sys.executable, "-m", "headwater"),
     ) -> None:
+        """``launcher`` is the command that runs the ``headwater`` CLI (benchmarks pass one)."""
+        self.launcher = tuple(launcher)
         self.data_dir = data_dir
         self.extra_args = extra_args
         self.port = port
@@ -60,9 +63,7 @@ class BrokerProcess:
 
     def start(self) -> BrokerProcess:
         args = [
-            sys.executable,
-            "-m",
-            "headwater",
+            *self.launcher,
             "broker",
             "--host",
             "127.0.0.1",

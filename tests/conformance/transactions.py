@@ -331,3 +331,143 @@ def _await_markers(t: Target, topic: str) -> None:
         return bool(committed == t.list_offsets(topic, -1, isolation_level=0)["offset"])
 
     wait_for(stable, f"the transaction markers of {topic}")
+
+
+def _init_v5(t: Target, txn_id: str, timeout_ms: int = 60_000) -> tuple[int, int]:
+    t.settle(
+        10,
+        4,
+        {"key_type": 1, "coordinator_keys": [txn_id]},
+        lambda r: str(plain(r.coordinators[0].error_code)),
+    )
+    response = t.settle(
+        22,
+        5,
+        {
+            "transactional_id": txn_id,
+            "transaction_timeout": timeout_ms,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        },
+        lambda r: str(plain(r.error_code)),
+    )
+    return int(response.producer_id), int(response.producer_epoch)
+
+
+def _end_v5(t: Target, txn_id: str, pid: int, epoch: int, committed: bool) -> list[Any]:
+    """EndTxn v5 (transaction version 2): [error, epoch handed back relative to ``epoch``]."""
+    response = t.settle(
+        26,
+        5,
+        {
+            "transactional_id": txn_id,
+            "producer_id": pid,
+            "producer_epoch": epoch,
+            "committed": committed,
+        },
+        lambda r: str(plain(r.error_code)),
+    )
+    code = plain(response.error_code)
+    return [code, int(response.producer_epoch) - epoch if code == "NONE" else None]
+
+
+def _produce_v12(t: Target, topic: str, txn_id: str, pid: int, epoch: int, seq: int) -> str:
+    batch = _batch(pid, epoch, seq, 1, transactional=True)
+    return str(t.produce_raw(topic, batch, transactional_id=txn_id, version=12)["error_code"])
+
+
+@scenario
+def tv2_end_txn(t: Target) -> Observation:
+    """Transaction version 2, raw (Produce v12, EndTxn v5): EndTxn abort and commit with
+    nothing open; a produced transaction committed, the commit retried under the old epoch,
+    then the old epoch asking for an abort, an older epoch committing, and a late produce."""
+    topic = t.create_topic("tv2")
+    txn_id = t.unique("txn")
+    pid, epoch = _init_v5(t, txn_id)
+    out: dict[str, Any] = {"empty_abort": _end_v5(t, txn_id, pid, epoch, committed=False)}
+    pid, epoch = _init_v5(t, txn_id)
+    out["empty_commit"] = _end_v5(t, txn_id, pid, epoch, committed=True)
+    pid, epoch = _init_v5(t, txn_id)
+    out["produce"] = _produce_v12(t, topic, txn_id, pid, epoch, 0)
+    out["commit"] = _end_v5(t, txn_id, pid, epoch, committed=True)
+    out["commit_retry"] = _end_v5(t, txn_id, pid, epoch, committed=True)
+    out["abort_old_epoch"] = _end_v5(t, txn_id, pid, epoch, committed=False)
+    out["commit_older_epoch"] = _end_v5(t, txn_id, pid, epoch - 1, committed=True)
+    out["late_produce"] = _produce_v12(t, topic, txn_id, pid, epoch, 1)
+    return out
+
+
+@scenario
+def tv2_timeout(t: Target) -> Observation:
+    """Transaction version 2, raw: a transaction with a 1 s timeout produces and then waits
+    until the broker aborts it; then the late EndTxn commit, and an abort under that epoch."""
+    topic = t.create_topic("tv2-timeout")
+    txn_id = t.unique("txn")
+    pid, epoch = _init_v5(t, txn_id, timeout_ms=1000)
+    out: dict[str, Any] = {"produce": _produce_v12(t, topic, txn_id, pid, epoch, 0)}
+    _await_markers(t, topic)
+    out["late_commit"] = _end_v5(t, txn_id, pid, epoch, committed=True)
+    out["late_abort"] = _end_v5(t, txn_id, pid, epoch, committed=False)
+    out["read_committed"] = _consume(t, topic, "read_committed", 0)
+    return out
+
+
+@scenario
+def fenced_by_version(t: Target) -> Observation:
+    """After a second InitProducerId bumped the epoch, the old epoch sends AddPartitionsToTxn
+    v0-3, AddOffsetsToTxn v0-4, EndTxn v0-4, InitProducerId v3-5 (naming its id and epoch)
+    and TxnOffsetCommit v0-4: which versions say PRODUCER_FENCED (raw)."""
+    topic = t.create_topic("fenced")
+    group = t.unique("group")
+    txn_id = t.unique("txn")
+    _, pid, old = init_producer_id(t, txn_id)
+    init_producer_id(t, txn_id)
+    ids = {"transactional_id": txn_id, "producer_id": pid, "producer_epoch": old}
+    out: dict[str, Any] = {}
+    for version in range(4):
+        response = t.call(
+            24,
+            version,
+            {
+                "v3_and_below_transactional_id": txn_id,
+                "v3_and_below_producer_id": pid,
+                "v3_and_below_producer_epoch": old,
+                "v3_and_below_topics": [{"name": topic, "partitions": [0]}],
+            },
+        )
+        result = response.results_by_topic_v3_and_below[0].results_by_partition[0]
+        out[f"add_partitions_v{version}"] = plain(result.partition_error_code)
+    for version in range(5):
+        answer = t.call(25, version, {**ids, "group_id": group})
+        out[f"add_offsets_v{version}"] = plain(answer.error_code)
+    for version in range(5):
+        answer = t.call(26, version, {**ids, "committed": False})
+        out[f"end_txn_v{version}"] = plain(answer.error_code)
+    for version in range(3, 6):
+        answer = t.call(22, version, {**ids, "transaction_timeout": 60_000})
+        out[f"init_producer_id_v{version}"] = plain(answer.error_code)
+    offsets = [
+        {
+            "name": topic,
+            "partitions": [
+                {
+                    "partition_index": 0,
+                    "committed_offset": 1,
+                    "committed_leader_epoch": -1,
+                    "committed_metadata": "",
+                }
+            ],
+        }
+    ]
+    for version in range(5):
+        body = {
+            **ids,
+            "group_id": group,
+            "generation_id": -1,
+            "member_id": "",
+            "group_instance_id": None,
+            "topics": offsets,
+        }
+        answer = t.call(28, version, body)
+        out[f"txn_offset_commit_v{version}"] = plain(answer.topics[0].partitions[0].error_code)
+    return out

@@ -86,7 +86,24 @@ OPERATIONS = (
     "without an authoriser it now answers every operation of the resource type."
 )
 
+FENCED = (
+    "A request under an epoch bumped past was INVALID_PRODUCER_EPOCH in every version; like "
+    "Kafka (KIP-588) Headwater now answers PRODUCER_FENCED from InitProducerId v4 and "
+    "AddPartitionsToTxn, AddOffsetsToTxn and EndTxn v2."
+)
+NOTHING_OPEN = (
+    "EndTxn with no transaction open succeeded; like Kafka it is now INVALID_TXN_STATE, except "
+    "that an EndTxn v5 abort bumps the epoch, and the previous epoch asking for the other "
+    "outcome (also after a timeout abort) is INVALID_TXN_STATE rather than "
+    "INVALID_PRODUCER_EPOCH."
+)
+
 FIXED: dict[str, str] = {
+    "transactions.fenced_raw": FENCED,
+    "transactions.fenced_by_version": FENCED,
+    "transactions.end_txn_without_transaction": NOTHING_OPEN,
+    "transactions.tv2_end_txn": NOTHING_OPEN + " " + FENCED,
+    "transactions.tv2_timeout": NOTHING_OPEN,
     "metadata.topic_authorized_operations": OPERATIONS,
     "metadata.describe_cluster_with_operations": OPERATIONS,
     "configs.defaults": SYNONYMS
@@ -142,6 +159,4 @@ FIXED: dict[str, str] = {
 }
 
 TO_FIX: dict[str, str] = {
-    "transactions.fenced_raw": "PRODUCER_FENCED",
-    "transactions.end_txn_without_transaction": "INVALID_TXN_STATE",
 }

@@ -343,7 +343,8 @@ class TransactionCoordinator:
             ):
                 if (meta.state == COMPLETE_COMMIT) == committed:
                     return meta.producer_id, meta.producer_epoch  # a retried EndTxn v5
-                raise TxnError(INVALID_PRODUCER_EPOCH, "the transaction was aborted: fenced")
+                # Also a commit of a transaction the timeout aborted, as Kafka answers it.
+                raise TxnError(INVALID_TXN_STATE, "transaction already ended the other way")
             if (
                 not bump_epoch
                 and meta is not None
@@ -356,8 +357,7 @@ class TransactionCoordinator:
                 raise TxnError(INVALID_TXN_STATE, "transaction already ended the other way")
             meta = self._checked(txn_id, producer_id, producer_epoch)
             if meta.state != ONGOING:
-                # Nothing was added since the last transaction ended: nothing to end.
-                return meta.producer_id, meta.producer_epoch
+                return await self._end_nothing(meta, committed, bump_epoch=bump_epoch)
             if bump_epoch:
                 self._bump_epoch(meta)
             meta.state = PREPARE_COMMIT if committed else PREPARE_ABORT
@@ -366,6 +366,19 @@ class TransactionCoordinator:
             # record need no fsync of their own because recovery redoes them from it.
             await self._complete(meta, wait_durable=False)
             return meta.producer_id, meta.producer_epoch
+
+    async def _end_nothing(
+        self, meta: TxnMeta, committed: bool, *, bump_epoch: bool
+    ) -> tuple[int, int]:
+        """EndTxn with no transaction open, as Kafka answers it: INVALID_TXN_STATE, except
+        that with transaction version 2 an abort bumps the epoch (how a client recovers from
+        an abortable error without knowing whether anything was added)."""
+        if committed or not bump_epoch:
+            raise TxnError(INVALID_TXN_STATE, "no transaction is open")
+        self._bump_epoch(meta)
+        meta.state = COMPLETE_ABORT
+        await self._persist(meta)
+        return meta.producer_id, meta.producer_epoch
 
     async def _complete(self, meta: TxnMeta, *, wait_durable: bool = True) -> None:
         committed = meta.state == PREPARE_COMMIT

@@ -22,7 +22,18 @@ from headwater.broker.handlers.offsets import membership_error
 from headwater.protocol._codec import millis
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_PRODUCER_EPOCH = 47
+PRODUCER_FENCED = 90
 TRANSACTIONAL_ID_NOT_FOUND = 105
+# KIP-588: from these versions a producer whose epoch was bumped past is told PRODUCER_FENCED;
+# older clients only know INVALID_PRODUCER_EPOCH (TxnOffsetCommit keeps it in every version).
+_FENCED_FROM_VERSION = {22: 4, 24: 2, 25: 2, 26: 2}
+
+
+def _fencing(ctx: RequestContext, api_key: int, code: int) -> int:
+    if code == INVALID_PRODUCER_EPOCH and ctx.version >= _FENCED_FROM_VERSION[api_key]:
+        return PRODUCER_FENCED
+    return code
 # EndTxn and TxnOffsetCommit v5 are the requests of transaction version 2 (KIP-890 part 2).
 TRANSACTION_V2_VERSION = 5
 
@@ -47,7 +58,7 @@ async def init_producer_id(ctx: RequestContext, request: Any) -> dict[str, Any]:
             getattr(request, "producer_epoch", -1),
         )
     except TxnError as exc:
-        out["error_code"] = exc.error_code
+        out["error_code"] = _fencing(ctx, 22, exc.error_code)
         return out
     out["producer_id"], out["producer_epoch"] = pid, epoch
     return out
@@ -64,7 +75,7 @@ async def add_partitions_to_txn(ctx: RequestContext, request: Any) -> dict[str, 
             wanted,
         )
     except TxnError as exc:
-        errors = dict.fromkeys(wanted, exc.error_code)
+        errors = dict.fromkeys(wanted, _fencing(ctx, 24, exc.error_code))
     by_topic: dict[str, list[dict[str, int]]] = {}
     for (topic, partition), code in errors.items():
         by_topic.setdefault(topic, []).append(
@@ -88,7 +99,7 @@ async def add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any
             request.group_id,
         )
     except TxnError as exc:
-        return {"throttle_time": 0, "error_code": exc.error_code}
+        return {"throttle_time": 0, "error_code": _fencing(ctx, 25, exc.error_code)}
     return {"throttle_time": 0, "error_code": 0}
 
 
@@ -156,7 +167,7 @@ async def end_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
     except TxnError as exc:
         return {
             "throttle_time": 0,
-            "error_code": exc.error_code,
+            "error_code": _fencing(ctx, 26, exc.error_code),
             "producer_id": -1,
             "producer_epoch": -1,
         }

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conformance import SCENARIOS, compare
-from conformance.verdicts import DELIBERATE, FIXED, PENDING, TO_FIX
+from conformance.verdicts import DELIBERATE, FIXED, PENDING
 from headwater.testing import KafkaCluster, embedded_broker
 
 
@@ -22,7 +22,7 @@ def headwater_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
 
 
 def test_verdict_lists_name_real_scenarios() -> None:
-    lists = [set(DELIBERATE), set(PENDING), set(FIXED), set(TO_FIX)]
+    lists = [set(DELIBERATE), set(PENDING), set(FIXED)]
     listed = set().union(*lists)
     assert listed <= set(SCENARIOS), listed - set(SCENARIOS)
     assert sum(len(x) for x in lists) == len(listed), "a scenario is in one list at most"
@@ -40,9 +40,6 @@ def test_scenario(name: str, headwater_bootstrap: str, kafka_single: KafkaCluste
     if name in PENDING:
         assert not outcome.same, f"{name} now agrees with Kafka: remove it from PENDING"
         pytest.xfail(f"group coordinator difference: {PENDING[name]}")
-    if name in TO_FIX:
-        assert not outcome.same, f"{name} now agrees with Kafka: move it to FIXED"
-        pytest.xfail(f"to be fixed: {TO_FIX[name]}")
     assert outcome.same, f"{name} differs from Apache Kafka:{detail}"
 
 

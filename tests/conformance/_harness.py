@@ -277,10 +277,9 @@ class Target:
         answer: dict[str, Any] = plain(response.responses[0].partition_responses[0])
         return answer
 
-    def produce_values(self, topic: str, values: list[bytes], timestamp_ms: int = 0) -> None:
+    def produce_values(self, topic: str, values: list[bytes]) -> None:
         """Write plain records (no producer id) in one batch; they must be accepted."""
-        ts = timestamp_ms or 1_700_000_000_000
-        batch = build_batch([NewRecord(None, v, ts) for v in values])
+        batch = build_batch([NewRecord(None, v, now_ms()) for v in values])
         answer = self.produce_raw(topic, bytes(batch))
         assert answer["error_code"] == "NONE", f"{self.name}: produce failed {answer}"
 
@@ -354,6 +353,12 @@ class Target:
         return answer
 
 
+def now_ms() -> int:
+    """Record timestamps are the present: both brokers delete records older than
+    retention.ms (7 days) at their first retention check, which would change the answers."""
+    return int(time.time() * 1000)
+
+
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
     """Poll ``condition`` until it holds (Kafka applies some changes asynchronously)."""
     deadline = time.monotonic() + timeout_s
@@ -363,10 +368,13 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = SETTLE
 
 
 # Internal topics with one partition: they are created on a coordinator's first use, and 50
-# would take seconds on two cores. Nothing a scenario observes depends on their partition count.
+# would take seconds on two cores. Nothing a scenario observes depends on their partition count
+# or on how often the node looks for timed-out transactions, only on how long a test waits.
 KAFKA_SINGLE_CONFIG = {
     "offsets.topic.num.partitions": "1",
     "transaction.state.log.num.partitions": "1",
+    # Look for timed-out transactions every second, as Headwater does, rather than every 10 s.
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from conformance._harness import Scenario, Target
 from conformance._normalise import normalise
-from conformance.verdicts import DELIBERATE, FIXED, PENDING, TO_FIX
+from conformance.verdicts import DELIBERATE, FIXED, PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +40,12 @@ class Outcome:
             return "deliberate"
         if name in PENDING:
             return "pending"
-        if name in TO_FIX:
-            return "to fix"
         return "DIFFERENT"
 
     @property
     def reason(self) -> str:
         name = self.scenario.name
-        for listed in (FIXED, DELIBERATE, PENDING, TO_FIX):
+        for listed in (FIXED, DELIBERATE, PENDING):
             if name in listed:
                 return listed[name]
         return ""

@@ -285,3 +285,35 @@ def validation(t: Target) -> Observation:
 def segment_bytes_minimum(t: Target) -> Observation:
     """CreateTopics with validate_only and segment.bytes of 14, 4096, 1048575 and 1048576."""
     return _validate(t, tuple(("segment.bytes", v) for v in ("14", "4096", "1048575", "1048576")))
+
+
+@scenario
+def create_topics_response(t: Target) -> Observation:
+    """CreateTopics v7 of a topic with retention.ms and cleanup.policy set: the partition
+    count, replication factor and configs (values, sources, flags) the answer carries."""
+    name = t.unique("created")
+    response = t.call(
+        19,
+        7,
+        {
+            "topics": [
+                {
+                    "name": name,
+                    "num_partitions": 2,
+                    "replication_factor": -1,
+                    "assignments": [],
+                    "configs": [
+                        {"name": "retention.ms", "value": "3600000"},
+                        {"name": "cleanup.policy", "value": "compact"},
+                    ],
+                }
+            ],
+            "timeout": 30_000,
+            "validate_only": False,
+        },
+    )
+    topic = plain(response.topics[0])
+    configs = {c.pop("name"): c for c in topic.pop("configs")}
+    topic["configs"] = {k: configs[k] for k in sorted(configs) if k in COMMON}
+    answer: dict[str, Any] = topic
+    return answer

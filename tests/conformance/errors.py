@@ -8,14 +8,20 @@ from typing import Any
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import ConfigResource, NewPartitions, NewTopic
 
-from conformance._harness import Observation, Target, error_name, plain, scenario
+from conformance._harness import (
+    Observation,
+    Target,
+    error_name,
+    now_ms,
+    plain,
+    scenario,
+    wait_for,
+)
 from headwater.protocol import NewRecord, build_batch, decode_batch, iter_batches
-
-TS = 1_700_000_000_000
 
 
 def _batch(*values: bytes) -> bytes:
-    return bytes(build_batch([NewRecord(None, v, TS) for v in values]))
+    return bytes(build_batch([NewRecord(None, v, now_ms()) for v in values]))
 
 
 def records_of(partition: Any) -> list[list[Any]]:
@@ -344,3 +350,23 @@ def consumer_offset_out_of_range(t: Target) -> Observation:
         consumer.close()
         out[reset] = seen
     return out
+
+
+@scenario
+def delete_topics(t: Target) -> Observation:
+    """DeleteTopics v6 of a topic that does not exist and of one that does, then Metadata of
+    the deleted one."""
+    name = t.create_topic("doomed")
+    missing = t.unique("missing")
+    response = t.call(
+        20,
+        6,
+        {
+            "topics": [{"name": missing, "topic_id": None}, {"name": name, "topic_id": None}],
+            "timeout": 30_000,
+        },
+    )
+    codes = {r["name"]: r["error_code"] for r in plain(response.responses)}
+    # Kafka's broker learns of the deletion from its controller a moment later.
+    wait_for(lambda: _topic_exists(t, name) != "NONE", f"{name} to be gone", timeout_s=10)
+    return {"missing": codes[missing], "existing": codes[name], "after": _topic_exists(t, name)}

@@ -275,3 +275,97 @@ def group_states(t: Target) -> Observation:
     states["delete_groups"] = plain(deleted.results[0].error_code)
     states["deleted"] = describe(t, group)
     return states
+
+
+@scenario
+def join_errors(t: Target) -> Observation:
+    """JoinGroup v5 with a session timeout of 1 ms, with an empty group id, and with protocol
+    type "connect" into a stable "consumer" group."""
+    group = t.unique("group")
+    with t.connection() as conn:
+        member, _ = stable_member(t, conn, group)
+        short = {**join_body(t.unique("group"), ""), "session_timeout": 1}
+        other = {**join_body(group, ""), "protocol_type": "connect"}
+        out = {
+            "session_timeout_1ms": plain(conn.call(11, 5, short).error_code),
+            "empty_group_id": plain(conn.call(11, 5, join_body("", "")).error_code),
+            "other_protocol_type": plain(conn.call(11, 5, other).error_code),
+        }
+        leave(t, group, member)
+    return out
+
+
+@scenario
+def delete_groups(t: Target) -> Observation:
+    """DeleteGroups v2 of a group that does not exist, of a group with a stable member, and of
+    an empty group holding a committed offset; DescribeGroups after the last."""
+    active = t.unique("group")
+    committed = t.unique("group")
+    topic = t.create_topic("offsets")
+    find_coordinator(t, committed)
+    commit(t, committed, "", -1, topic)
+    with t.connection() as conn:
+        member, _ = stable_member(t, conn, active)
+        roles = {t.unique("group"): "missing", active: "active", committed: "committed"}
+        response = t.call(42, 2, {"groups_names": list(roles)})
+        # Kafka answers in its own order: match the results by group id.
+        codes = {roles[r.group_id]: plain(r.error_code) for r in response.results}
+        out = {"codes": dict(sorted(codes.items())), "after": describe(t, committed)}
+        leave(t, active, member)
+    return out
+
+
+@scenario
+def offset_fetch(t: Target) -> Observation:
+    """OffsetFetch v8 of a group that does not exist (one partition named, and all), then of a
+    group after a standalone commit of offset 1."""
+    topic = t.create_topic("offsets")
+    missing = t.unique("group")
+    group = t.unique("group")
+    find_coordinator(t, group)
+    commit(t, group, "", -1, topic)
+
+    def fetch(group_id: str, topics: list[dict[str, Any]] | None) -> Any:
+        body = {"groups": [{"group_id": group_id, "topics": topics}], "require_stable": True}
+        return plain(t.call(9, 8, body).groups[0])
+
+    named = [{"name": topic, "partition_indexes": [0]}]
+    return {
+        "missing_named": fetch(missing, named),
+        "missing_all": fetch(missing, None),
+        "committed_named": fetch(group, named),
+        "committed_all": fetch(group, None),
+    }
+
+
+@scenario
+def list_groups(t: Target) -> Observation:
+    """ListGroups v4 filtered to Stable and to Empty, after one group gets a stable member and
+    another only a committed offset: how each of the two is listed."""
+    stable = t.unique("group")
+    empty = t.unique("group")
+    topic = t.create_topic("offsets")
+    find_coordinator(t, empty)
+    commit(t, empty, "", -1, topic)
+    out: dict[str, Any] = {}
+    with t.connection() as conn:
+        member, _ = stable_member(t, conn, stable)
+        for state in ("Stable", "Empty"):
+            response = plain(t.call(16, 4, {"states_filter": [state]}))
+            mine = [g for g in response["groups"] if g["group_id"] in (stable, empty)]
+            out[state] = {"error_code": response["error_code"], "groups": mine}
+        leave(t, stable, member)
+    return out
+
+
+@scenario
+def describe_authorized_operations(t: Target) -> Observation:
+    """DescribeGroups v5 asking for the authorised operations of a stable group (no
+    authoriser configured)."""
+    group = t.unique("group")
+    with t.connection() as conn:
+        member, _ = stable_member(t, conn, group)
+        response = t.call(15, 5, {"groups": [group], "include_authorized_operations": True})
+        out = {"authorized_operations": plain(response.groups[0].authorized_operations)}
+        leave(t, group, member)
+    return out

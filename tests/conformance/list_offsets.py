@@ -12,6 +12,9 @@ from conformance._harness import Observation, Target, error_name, scenario
 from headwater.protocol import NewRecord, build_batch
 
 EARLIEST, LATEST, MAX_TIMESTAMP = -2, -1, -3
+# Records stamped 1970 are older than any retention: the topics keep them forever, or each
+# broker's first retention check would delete them.
+FOREVER = {"retention.ms": "-1"}
 QUERIES = {
     "earliest": EARLIEST,
     "latest": LATEST,
@@ -39,7 +42,7 @@ def _write(t: Target, topic: str, timestamps: list[int], *, one_batch: bool) -> 
 def separate_batches(t: Target) -> Observation:
     """Three batches with timestamps 1000, 3000, 2000; raw ListOffsets v7 for earliest,
     latest, max-timestamp and timestamps 500, 1500, 2000, 3001."""
-    name = t.create_topic("ts")
+    name = t.create_topic("ts", configs=FOREVER)
     _write(t, name, [1000, 3000, 2000], one_batch=False)
     return _ask(t, name)
 
@@ -47,7 +50,7 @@ def separate_batches(t: Target) -> Observation:
 @scenario
 def one_batch(t: Target) -> Observation:
     """One batch of three records with timestamps 1000, 3000, 2000; the same queries."""
-    name = t.create_topic("ts")
+    name = t.create_topic("ts", configs=FOREVER)
     _write(t, name, [1000, 3000, 2000], one_batch=True)
     return _ask(t, name)
 
@@ -55,14 +58,14 @@ def one_batch(t: Target) -> Observation:
 @scenario
 def empty_partition(t: Target) -> Observation:
     """The same queries on a partition that was never written."""
-    return _ask(t, t.create_topic("empty"))
+    return _ask(t, t.create_topic("empty", configs=FOREVER))
 
 
 @scenario
 def after_delete_records(t: Target) -> Observation:
     """Timestamps 1000, 3000, 2000 in three batches, DeleteRecords up to offset 2, then the
     same queries."""
-    name = t.create_topic("ts")
+    name = t.create_topic("ts", configs=FOREVER)
     _write(t, name, [1000, 3000, 2000], one_batch=False)
     response = t.call(
         21,
@@ -80,7 +83,7 @@ def after_delete_records(t: Target) -> Observation:
 def admin_client(t: Target) -> Observation:
     """AdminClient.list_offsets with earliest, latest, max_timestamp and for_timestamp(1500) on
     three batches with timestamps 1000, 3000, 2000."""
-    name = t.create_topic("ts")
+    name = t.create_topic("ts", configs=FOREVER)
     _write(t, name, [1000, 3000, 2000], one_batch=False)
     admin = t.admin()
     out: dict[str, Any] = {}

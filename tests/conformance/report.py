@@ -26,7 +26,6 @@ VERDICT_TEXT = {
     "fixed": "fixed",
     "deliberate": "deliberate difference",
     "pending": "differs: group coordinator",
-    "to fix": "differs: to be fixed",
     "DIFFERENT": "**DIFFERENT (unexplained)**",
     "ERROR": "**scenario failed**",
 }

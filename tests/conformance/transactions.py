@@ -7,11 +7,17 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
-from conformance._harness import Observation, Target, error_name, plain, scenario, wait_for
+from conformance._harness import (
+    Observation,
+    Target,
+    error_name,
+    now_ms,
+    plain,
+    scenario,
+    wait_for,
+)
 from conformance.errors import fetched
 from headwater.protocol import NewRecord, build_batch
-
-TS = 1_700_000_000_000
 
 
 def init_producer_id(t: Target, txn_id: str | None) -> tuple[str, int, int]:
@@ -90,7 +96,7 @@ def add_offsets(t: Target, txn: tuple[str, int, int], group: str) -> str:
 
 
 def _batch(pid: int, epoch: int, seq: int, n: int = 2, *, transactional: bool = False) -> bytes:
-    records = [NewRecord(None, f"s{seq + i}".encode(), TS) for i in range(n)]
+    records = [NewRecord(None, f"s{seq + i}".encode(), now_ms()) for i in range(n)]
     return bytes(
         build_batch(
             records,

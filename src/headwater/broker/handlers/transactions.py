@@ -34,6 +34,8 @@ def _fencing(ctx: RequestContext, api_key: int, code: int) -> int:
     if code == INVALID_PRODUCER_EPOCH and ctx.version >= _FENCED_FROM_VERSION[api_key]:
         return PRODUCER_FENCED
     return code
+
+
 # EndTxn and TxnOffsetCommit v5 are the requests of transaction version 2 (KIP-890 part 2).
 TRANSACTION_V2_VERSION = 5
 

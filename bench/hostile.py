@@ -32,6 +32,17 @@ from test_hostile_clients import metric, normal_round, rss_mb, wait_for
 HANDLER_ERRORS = 'headwater_broker_connections_closed_total{reason="handler_error"}'
 
 
+def first_traceback(log: list[str]) -> str:
+    """The broker's first logged traceback, whole (its log keeps one per failed handler)."""
+    for start, line in enumerate(log):
+        if line.startswith("Traceback"):
+            end = start + 1
+            while end < len(log) and log[end].startswith((" ", "\t", "Traceback", "The ")):
+                end += 1
+            return "".join(log[start : end + 1])
+    return "(no traceback in the broker's log)"
+
+
 class PeakMemory:
     """Samples the broker's resident memory five times a second."""
 
@@ -119,7 +130,7 @@ def main() -> int:
                     failures.append(f"{hung:.0f} connections still held by the broker")
                 if errors:
                     failures.append(f"{errors:.0f} requests raised in their handler")
-                    print("".join(line for line in broker.log if "Error" in line)[-3000:])
+                    print(first_traceback(broker.log))
             memory.stop()
             elapsed = time.monotonic() - started
             print(

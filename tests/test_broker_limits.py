@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,22 @@ def test_refusals_are_counted_by_reason(tmp_path: Path) -> None:
         assert rejected("unknown", "frame_size") == 1
         assert rejected("Metadata", "unsupported_version") == 1
         assert rejected("Metadata", "malformed") == 1
+
+
+def test_stopping_during_a_large_topic_creation_gives_up_cleanly(tmp_path: Path) -> None:
+    with embedded_broker(tmp_path / "d") as running:
+        sock = connect(running.bootstrap)
+        body = {"topics": [{"name": "huge", "num_partitions": 5000, "replication_factor": 1}]}
+        sock.sendall(encode_request(19, 7, {**body, "timeout": 120_000}))
+        first = tmp_path / "d" / "huge-0"
+        for _ in range(600):  # until the worker thread has opened the first log
+            if first.exists():
+                break
+            time.sleep(0.05)
+        assert first.exists()
+    # The broker stopped while a worker thread was opening logs: it stopped the thread,
+    # closed what it had opened and never registered the half-made topic.
+    assert not list((tmp_path / "d").glob("huge-*"))
+    with embedded_broker(tmp_path / "d") as again:
+        assert "huge" not in again.broker.topics.topics
+    sock.close()

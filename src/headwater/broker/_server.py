@@ -150,6 +150,7 @@ class Broker:
                 await task
         if self._server is not None:
             await self._server.wait_closed()
+            await self.topics.drain()
             self.topics.close()
             self.offsets.close()
             self.transactions.close()

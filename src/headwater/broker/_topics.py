@@ -91,6 +91,7 @@ class TopicManager:
         self._creating: set[str] = set()
         self._growing: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Future[Any]] = set()
+        self._closing = False
         (data_dir / META_DIR).mkdir(parents=True, exist_ok=True)
         self._load(now_ms)
 
@@ -285,14 +286,21 @@ class TopicManager:
         in a worker thread. On failure it closes what it opened and raises TopicError."""
         config = self.log_config(topic)
         opened: list[Partition] = []
+        made: list[Path] = []
         try:
             for index in range(start, stop):
+                if self._closing:  # the broker is stopping: give up, closing what is open
+                    raise OSError(f"broker shutting down after {index - start} partitions")
                 directory = self._data_dir / f"{topic.name}-{index}"
+                if not directory.exists():
+                    made.append(directory)
                 log_ = PartitionLog.open(directory, config, now_ms=now_ms)
                 opened.append(Partition(topic.name, index, log_))
         except OSError as exc:
             for partition in opened:
                 partition.log.close()
+            for directory in made:  # no half-made topic is left on disk to be found later
+                shutil.rmtree(directory, ignore_errors=True)
             raise TopicError(56, f"cannot create topic {topic.name!r}: {exc}") from exc
         return opened
 
@@ -312,8 +320,20 @@ class TopicManager:
         """Run ``work`` to its end even if the caller is cancelled (its connection closed)."""
         task = asyncio.ensure_future(work)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._finished)
         return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Seen here only when the requester went away; it has been answered otherwise.
+            log.warning("topic change failed error=%s", task.exception())
+
+    async def drain(self) -> None:
+        """Stop opening new partition logs and wait for the worker threads (before close)."""
+        self._closing = True
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     def delete(self, name: str) -> Topic:
         topic = self.topics.get(name)

@@ -405,6 +405,20 @@ def test_illegal_generation_and_unknown_member() -> None:
     assert {r.generation_id for r in results.values() if isinstance(r, JoinResult)} == {2}
 
 
+def test_commit_naming_a_generation_of_an_unknown_group() -> None:
+    """Kafka answers ILLEGAL_GENERATION, or GROUP_ID_NOT_FOUND from the versions that know it;
+    a group holding committed offsets exists, so there the member is unknown."""
+    gc = make()
+    assert gc.validate_commit("nope", "ghost", 1, 8) == ILLEGAL_GENERATION
+    assert gc.validate_commit("nope", "ghost", 1, 9) == GROUP_ID_NOT_FOUND
+    assert gc.validate_commit("nope", "ghost", 1, 5, transactional=True) == ILLEGAL_GENERATION
+    assert gc.validate_commit("nope", "ghost", 1, 6, transactional=True) == GROUP_ID_NOT_FOUND
+    assert gc.validate_commit("nope", "ghost", 1, 9, has_offsets=True) == UNKNOWN_MEMBER_ID
+    assert gc.validate_commit("nope", "", -1, 9) == NONE  # Kafka creates the group
+    stable_group(gc, ["a"])
+    assert gc.validate_commit("g", "ghost", 1, 9) == UNKNOWN_MEMBER_ID
+
+
 def test_inconsistent_protocols() -> None:
     gc = make()
     [a] = stable_group(gc, ["a"])

@@ -44,10 +44,6 @@ DELIBERATE: dict[str, str] = {
 }
 
 PENDING: dict[str, str] = {
-    "groups.unknown_group": (
-        "OffsetCommit naming a member and generation 1 for a group that does not exist: Kafka "
-        "answers ILLEGAL_GENERATION, Headwater UNKNOWN_MEMBER_ID."
-    ),
     "groups.standalone_commit_to_active_group": (
         "OffsetCommit with generation -1 and an empty member id to a group with a stable "
         "member: Kafka refuses it with UNKNOWN_MEMBER_ID (only an Empty group takes "
@@ -164,5 +160,11 @@ FIXED: dict[str, str] = {
     "errors.produce_unknown_topic": (
         "Headwater created the topic on a Produce to an unknown topic; like Kafka it now "
         "answers UNKNOWN_TOPIC_OR_PARTITION (clients create topics through Metadata)."
+    ),
+    "groups.unknown_group": (
+        "OffsetCommit naming a member and generation 1 for a group that does not exist was "
+        "UNKNOWN_MEMBER_ID; like Kafka it is now ILLEGAL_GENERATION (GROUP_ID_NOT_FOUND from "
+        "OffsetCommit v9). A group holding committed offsets exists, so there the member is "
+        "still unknown."
     ),
 }

@@ -83,6 +83,9 @@ __all__ = [
 
 CLASSIC = "classic"
 CONSUMER = "consumer"
+# The first OffsetCommit and TxnOffsetCommit versions that may answer GROUP_ID_NOT_FOUND.
+COMMIT_NOT_FOUND_VERSION = 9
+TXN_COMMIT_NOT_FOUND_VERSION = 6
 
 ListedGroup = tuple[str, str, str, str]
 """(group_id, protocol_type, state, group_type) as ListGroups v5 reports them."""
@@ -231,14 +234,25 @@ class GroupCoordinator:
         version: int,
         *,
         transactional: bool = False,
+        has_offsets: bool = False,
     ) -> int:
-        """OffsetCommit's membership check for either protocol (Kafka's rules for each)."""
+        """OffsetCommit's (and TxnOffsetCommit's) membership check, Kafka's rules for each protocol.
+
+        ``has_offsets`` says the group holds committed offsets: for Kafka such a group exists
+        (an Empty classic group) even if no member ever joined, but Headwater keeps it only in
+        its offsets log, which this core does not see.
+        """
         if not group_id:
             return INVALID_GROUP_ID
         if self.consumer.has_group(group_id):
             return self.consumer.validate_commit(
                 group_id, member_id, generation_or_epoch, version, transactional=transactional
             )
+        if generation_or_epoch >= 0 and not (has_offsets or self.classic.has_group(group_id)):
+            # Kafka creates a group for a commit without a generation only; one naming a
+            # generation finds none, which versions before GROUP_ID_NOT_FOUND call stale.
+            first = TXN_COMMIT_NOT_FOUND_VERSION if transactional else COMMIT_NOT_FOUND_VERSION
+            return GROUP_ID_NOT_FOUND if version >= first else ILLEGAL_GENERATION
         if generation_or_epoch < 0 and not member_id:
             return NONE  # a standalone commit (assign() consumers, admin tools)
         current, members = self.classic.generation(group_id)

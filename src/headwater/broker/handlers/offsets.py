@@ -28,7 +28,12 @@ def membership_error(ctx: RequestContext, group_id: str, generation: int, member
     """
     transactional = ctx.header.api_key == TXN_OFFSET_COMMIT
     return ctx.broker.groups.core.validate_commit(
-        group_id, member, generation, ctx.version, transactional=transactional
+        group_id,
+        member,
+        generation,
+        ctx.version,
+        transactional=transactional,
+        has_offsets=group_id in ctx.broker.offsets.groups,
     )
 
 

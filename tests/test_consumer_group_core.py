@@ -653,6 +653,7 @@ def test_offset_commit_and_fetch_with_member_epochs() -> None:
     assert gc.validate_commit("g", "a", epoch, 3, transactional=True) == NONE
     assert gc.validate_commit("g", "x", epoch, 9) == UNKNOWN_MEMBER_ID
     assert gc.validate_commit("g", "", -1, 9) == UNKNOWN_MEMBER_ID  # group has members
+    assert gc.validate_commit("g", "", -1, 3, transactional=True) == NONE  # names no member
     assert gc.validate_fetch("g", None, -1) == NONE
     assert gc.validate_fetch("g", "a", epoch) == NONE
     assert gc.validate_fetch("g", "a", epoch - 1) == STALE_MEMBER_EPOCH

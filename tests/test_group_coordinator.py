@@ -419,6 +419,20 @@ def test_commit_naming_a_generation_of_an_unknown_group() -> None:
     assert gc.validate_commit("g", "ghost", 1, 9) == UNKNOWN_MEMBER_ID
 
 
+def test_standalone_commits_only_to_an_empty_group() -> None:
+    """Generation -1 and no member id (admin tools, assign() consumers): Kafka takes it while
+    the group is Empty; TxnOffsetCommit, whose v0-2 name no member, is not checked."""
+    gc = make()
+    (a,) = stable_group(gc, ["a"])
+    assert gc.validate_commit("g", "", -1, 8) == UNKNOWN_MEMBER_ID
+    assert gc.validate_commit("g", "", -1, 3, transactional=True) == NONE
+    assert gc.validate_commit("g", a, -1, 8) == ILLEGAL_GENERATION
+    assert gc.validate_commit("g", a, 1, 8) == NONE
+    gc.leave("g", [(a, None)], 1)
+    assert gc.validate_commit("g", "", -1, 8) == NONE
+    assert gc.validate_commit("g", "ghost", -1, 8) == NONE  # Empty: no member is checked
+
+
 def test_inconsistent_protocols() -> None:
     gc = make()
     [a] = stable_group(gc, ["a"])

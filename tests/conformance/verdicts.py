@@ -44,11 +44,6 @@ DELIBERATE: dict[str, str] = {
 }
 
 PENDING: dict[str, str] = {
-    "groups.standalone_commit_to_active_group": (
-        "OffsetCommit with generation -1 and an empty member id to a group with a stable "
-        "member: Kafka refuses it with UNKNOWN_MEMBER_ID (only an Empty group takes "
-        "standalone commits); Headwater accepts it."
-    ),
     "groups.list_groups": (
         "ListGroups lists a group that only holds committed offsets (no member ever joined) "
         'with protocol type "consumer"; Kafka lists it with "" (a group created by an '
@@ -166,5 +161,11 @@ FIXED: dict[str, str] = {
         "UNKNOWN_MEMBER_ID; like Kafka it is now ILLEGAL_GENERATION (GROUP_ID_NOT_FOUND from "
         "OffsetCommit v9). A group holding committed offsets exists, so there the member is "
         "still unknown."
+    ),
+    "groups.standalone_commit_to_active_group": (
+        "OffsetCommit with generation -1 and an empty member id was accepted whatever the "
+        "group's state; like Kafka, only an Empty group now takes such a standalone commit, "
+        "others answer UNKNOWN_MEMBER_ID. TxnOffsetCommit stays exempt (its v0-2 name no "
+        "member), now also for consumer-protocol groups, as in Kafka."
     ),
 }

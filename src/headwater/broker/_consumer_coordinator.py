@@ -640,9 +640,15 @@ class ConsumerGroupCoordinator:
     def validate_commit(
         self, group_id: str, member_id: str, epoch: int, version: int, *, transactional: bool
     ) -> int:
-        """OffsetCommit against a consumer group: the member epoch stands for the generation."""
+        """OffsetCommit against a consumer group: the member epoch stands for the generation.
+
+        As in Kafka, a TxnOffsetCommit naming no member and no epoch is not checked (its v0-2
+        cannot name one); other commits without an epoch need the group to be empty.
+        """
         group = self._groups.get(group_id)
         if group is None or (epoch < 0 and not group.members):
+            return NONE
+        if transactional and epoch == -1 and not member_id:
             return NONE
         member = group.members.get(member_id)
         if member is None:

@@ -253,8 +253,12 @@ class GroupCoordinator:
             # generation finds none, which versions before GROUP_ID_NOT_FOUND call stale.
             first = TXN_COMMIT_NOT_FOUND_VERSION if transactional else COMMIT_NOT_FOUND_VERSION
             return GROUP_ID_NOT_FOUND if version >= first else ILLEGAL_GENERATION
-        if generation_or_epoch < 0 and not member_id:
+        if generation_or_epoch < 0 and self.classic.is_empty(group_id):
             return NONE  # a standalone commit (assign() consumers, admin tools)
+        if generation_or_epoch < 0 and not member_id:
+            # Only an Empty group takes standalone commits, so they cannot overwrite what
+            # members commit. TxnOffsetCommit is exempt, as in Kafka: v0-2 name no member.
+            return NONE if transactional else UNKNOWN_MEMBER_ID
         current, members = self.classic.generation(group_id)
         if member_id not in members:
             return UNKNOWN_MEMBER_ID

@@ -118,9 +118,9 @@ def leave(t: Target, group: str, *member_ids: str) -> str:
     return str(plain(response.error_code))
 
 
-def describe(t: Target, group: str) -> dict[str, Any]:
-    """DescribeGroups v5 of one group: error, state, protocol and the members' count."""
-    response = t.call(15, 5, {"groups": [group], "include_authorized_operations": False})
+def describe(t: Target, group: str, version: int = 5) -> dict[str, Any]:
+    """DescribeGroups (v5) of one group: error, state, protocol and the members' count."""
+    response = t.call(15, version, {"groups": [group], "include_authorized_operations": False})
     found = plain(response.groups[0])
     return {
         "error_code": found["error_code"],
@@ -356,6 +356,17 @@ def list_groups(t: Target) -> Observation:
             out[state] = {"error_code": response["error_code"], "groups": mine}
         leave(t, stable, member)
     return out
+
+
+@scenario
+def committed_only_group(t: Target) -> Observation:
+    """DescribeGroups v5 and v6 of a group that only a standalone offset commit created (no
+    member ever joined)."""
+    group = t.unique("group")
+    topic = t.create_topic("offsets")
+    find_coordinator(t, group)
+    commit(t, group, "", -1, topic)
+    return {"v5": describe(t, group), "v6": describe(t, group, version=6)}
 
 
 @scenario

@@ -44,11 +44,6 @@ DELIBERATE: dict[str, str] = {
 }
 
 PENDING: dict[str, str] = {
-    "groups.list_groups": (
-        "ListGroups lists a group that only holds committed offsets (no member ever joined) "
-        'with protocol type "consumer"; Kafka lists it with "" (a group created by an '
-        "offset commit has no protocol type)."
-    ),
     "groups.describe_authorized_operations": (
         "DescribeGroups with include_authorized_operations answers -2147483648 (unknown); "
         "Kafka without an authoriser answers every group operation: READ, DELETE, DESCRIBE, "
@@ -96,6 +91,13 @@ NOTHING_OPEN = (
     "that an EndTxn v5 abort bumps the epoch, and the previous epoch asking for the other "
     "outcome (also after a timeout abort) is INVALID_TXN_STATE rather than "
     "INVALID_PRODUCER_EPOCH."
+)
+
+COMMITTED_ONLY = (
+    "A group that only holds committed offsets (no member ever joined) was listed with "
+    'protocol type "consumer" and described as Dead; like Kafka, which keeps it as an Empty '
+    'classic group created by the offset commit, it is now listed with "" and described as '
+    "Empty."
 )
 
 FIXED: dict[str, str] = {
@@ -168,4 +170,6 @@ FIXED: dict[str, str] = {
         "others answer UNKNOWN_MEMBER_ID. TxnOffsetCommit stays exempt (its v0-2 name no "
         "member), now also for consumer-protocol groups, as in Kafka."
     ),
+    "groups.list_groups": COMMITTED_ONLY,
+    "groups.committed_only_group": COMMITTED_ONLY,
 }

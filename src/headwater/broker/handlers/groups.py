@@ -141,9 +141,10 @@ async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     out = []
     for group_id in request.groups:
         desc = ctx.broker.groups.core.describe(group_id)
-        error, message = desc.error_code, None
-        unknown = group_id not in ctx.broker.offsets.groups
-        if ctx.version >= 6 and desc.state == "Dead" and not error and unknown:
+        error, message, state = desc.error_code, None, desc.state
+        if state == "Dead" and not error and group_id in ctx.broker.offsets.groups:
+            state = "Empty"  # a group that only holds offsets (see list_groups)
+        elif ctx.version >= 6 and state == "Dead" and not error:
             error, message = GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
         elif error == GROUP_ID_NOT_FOUND:
             # Kafka 4 answers a consumer-protocol group as Dead; v6 says why.
@@ -154,7 +155,7 @@ async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 "error_code": error,
                 "error_message": message,
                 "group_id": group_id,
-                "group_state": desc.state,
+                "group_state": state,
                 "protocol_type": desc.protocol_type or "",
                 "protocol_data": desc.protocol or "",
                 "members": [
@@ -182,9 +183,10 @@ async def list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = {
         g: (ptype, state, gtype) for g, ptype, state, gtype in ctx.broker.groups.core.list_groups()
     }
-    # Groups that only have committed offsets still exist for tools, as in Kafka (classic).
+    # Kafka keeps a group that an offset commit created as an Empty classic group without a
+    # protocol type (no member ever joined); Headwater keeps it in the offsets log only.
     for group_id in ctx.broker.offsets.groups:
-        groups.setdefault(group_id, ("consumer", "Empty", "classic"))
+        groups.setdefault(group_id, ("", "Empty", "classic"))
     return {
         "throttle_time": 0,
         "error_code": 0,

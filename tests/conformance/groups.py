@@ -1,11 +1,14 @@
 """Classic consumer groups, request by request: unknown member ids, illegal generations and
 rebalances in progress (Heartbeat, SyncGroup, OffsetCommit), and the states DescribeGroups
-shows along a group's life (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead)."""
+shows along a group's life (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead);
+and what both describe APIs, DescribeGroups and KIP-848's ConsumerGroupDescribe, answer for
+the authorised operations."""
 
 from __future__ import annotations
 
 import struct
 import time
+import uuid
 from typing import Any
 
 from conformance._harness import Connection, Observation, Target, plain, scenario
@@ -379,4 +382,37 @@ def describe_authorized_operations(t: Target) -> Observation:
         response = t.call(15, 5, {"groups": [group], "include_authorized_operations": True})
         out = {"authorized_operations": plain(response.groups[0].authorized_operations)}
         leave(t, group, member)
+    return out
+
+
+@scenario
+def consumer_group_authorized_operations(t: Target) -> Observation:
+    """ConsumerGroupDescribe v0 of a KIP-848 group with one member, asking for the authorised
+    operations and not asking (no authoriser configured)."""
+    group = t.unique("group")
+    topic = t.create_topic("subscribed")
+    find_coordinator(t, group)
+    member = str(uuid.uuid4())
+    heartbeat = {
+        "group_id": group,
+        "member_id": member,
+        "member_epoch": 0,
+        "instance_id": None,
+        "rack_id": None,
+        "rebalance_timeout": SESSION_MS,
+        "subscribed_topic_names": [topic],
+        "server_assignor": None,
+        "topic_partitions": [],
+    }
+    with t.connection() as conn:
+        joined = plain(conn.call(68, 0, heartbeat).error_code)
+        out: dict[str, Any] = {"heartbeat": joined}
+        for asked in (True, False):
+            body = {"group_ids": [group], "include_authorized_operations": asked}
+            found = conn.call(69, 0, body).groups[0]
+            out[f"asked_{str(asked).lower()}"] = {
+                "error_code": plain(found.error_code),
+                "authorized_operations": plain(found.authorized_operations),
+            }
+        conn.call(68, 0, {**heartbeat, "member_epoch": -1, "subscribed_topic_names": None})
     return out

@@ -43,13 +43,7 @@ DELIBERATE: dict[str, str] = {
     ),
 }
 
-PENDING: dict[str, str] = {
-    "groups.describe_authorized_operations": (
-        "DescribeGroups with include_authorized_operations answers -2147483648 (unknown); "
-        "Kafka without an authoriser answers every group operation: READ, DELETE, DESCRIBE, "
-        "DESCRIBE_CONFIGS and ALTER_CONFIGS (bit set 3400)."
-    ),
-}
+PENDING: dict[str, str] = {}
 
 FETCH_ERRORS = (
     "Headwater answered a fetch of an unknown partition with a null list of aborted "
@@ -91,6 +85,11 @@ NOTHING_OPEN = (
     "that an EndTxn v5 abort bumps the epoch, and the previous epoch asking for the other "
     "outcome (also after a timeout abort) is INVALID_TXN_STATE rather than "
     "INVALID_PRODUCER_EPOCH."
+)
+
+GROUP_OPERATIONS = (
+    OPERATIONS + " For a group (DescribeGroups v3+, ConsumerGroupDescribe) that is READ, "
+    "DELETE, DESCRIBE, DESCRIBE_CONFIGS and ALTER_CONFIGS: 3400."
 )
 
 COMMITTED_ONLY = (
@@ -172,4 +171,6 @@ FIXED: dict[str, str] = {
     ),
     "groups.list_groups": COMMITTED_ONLY,
     "groups.committed_only_group": COMMITTED_ONLY,
+    "groups.describe_authorized_operations": GROUP_OPERATIONS,
+    "groups.consumer_group_authorized_operations": GROUP_OPERATIONS,
 }

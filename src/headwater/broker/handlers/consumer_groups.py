@@ -3,7 +3,8 @@
 ConsumerGroupHeartbeat v1 adds ``subscribed_topic_regex`` and makes the client generate its
 member id (v0 lets the coordinator generate one on the first heartbeat). ConsumerGroupDescribe
 v1 adds each member's type (1: consumer protocol; classic members never join these groups
-here). A client picks this protocol with ``group.protocol=consumer``.
+here). A client picks this protocol with ``group.protocol=consumer``. Authorised operations
+are answered as DescribeGroups answers them.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Any
 from headwater.broker._consumer_types import HeartbeatRequest
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
+from headwater.broker.handlers.groups import group_operations
 from headwater.protocol._codec import millis
 
-OPERATIONS_UNKNOWN = -2147483648
 MEMBER_TYPE_CONSUMER = 1
 
 
@@ -100,7 +101,9 @@ async def consumer_group_describe(ctx: RequestContext, request: Any) -> dict[str
                     }
                     for m in desc.members
                 ],
-                "authorized_operations": OPERATIONS_UNKNOWN,
+                "authorized_operations": group_operations(
+                    request.include_authorized_operations, desc.error_code
+                ),
             }
         )
     return {"throttle_time": 0, "groups": out}

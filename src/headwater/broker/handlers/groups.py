@@ -6,7 +6,8 @@ v4 KIP-394 member ids, v5 static membership, v6 flexible encoding, v7 protocol t
 the response, v8 a reason, v9 skip_assignment; LeaveGroup v3 batches members. DescribeGroups v6
 adds an error message (unknown and consumer-protocol groups are GROUP_ID_NOT_FOUND there, as in
 Kafka 4); ListGroups v5 reports and filters by group type. The KIP-848 APIs are in
-``consumer_groups``.
+``consumer_groups``. DescribeGroups v3 asks for the authorised operations; with no authoriser
+yet they are every group operation, as Kafka answers without one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from headwater.broker._registry import handles
 from headwater.protocol._codec import millis
 
 OPERATIONS_UNKNOWN = -2147483648
+# AclOperation codes a group has: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+GROUP_OPERATIONS = sum(1 << op for op in (3, 6, 8, 10, 11))
 GROUP_ID_NOT_FOUND = 69
+
+
+def group_operations(asked: bool, error_code: int) -> int:
+    """What a describe answers for a group's authorised operations: Kafka fills them in for
+    groups it could describe, when asked."""
+    return GROUP_OPERATIONS if asked and not error_code else OPERATIONS_UNKNOWN
 
 
 def _coordinator(ctx: RequestContext, key: str) -> dict[str, Any]:
@@ -138,6 +147,7 @@ async def leave_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 @handles(15, "DescribeGroups", 0, 6)
 async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    asked = bool(getattr(request, "include_authorized_operations", False))
     out = []
     for group_id in request.groups:
         desc = ctx.broker.groups.core.describe(group_id)
@@ -169,7 +179,7 @@ async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
                     }
                     for m in desc.members
                 ],
-                "authorized_operations": OPERATIONS_UNKNOWN,
+                "authorized_operations": group_operations(asked, error),
             }
         )
     return {"throttle_time": 0, "groups": out}

@@ -46,7 +46,7 @@ def test_kept_crash_no_longer_misbehaves(harness: Harness, path: Path) -> None:
 
 def test_corpus_holds_requests_of_every_client_family() -> None:
     clients = {p.stem.split("-", 2)[2] for p in CORPUS}
-    for family in ("rdkafka", "kafka-python", "aiokafka", "sarama", "kafkajs"):
+    for family in ("rdkafka", "kafka-python", "aiokafka", "sarama", "kafkajs", "java"):
         assert any(family in client for client in clients), (family, sorted(clients))
 
 

@@ -169,7 +169,7 @@ def test_api_versions_advertise_transaction_version_2(bootstrap: str) -> None:
         response = call(sock, 18, 3, {"client_software_name": "t", "client_software_version": "1"})
     assert response.error_code == 0
     finalized = {f.name: int(f.max_version_level) for f in response.finalized_features}
-    assert finalized == {"transaction.version": 2}
+    assert finalized == {"transaction.version": 2, "group.version": 1}
     assert int(response.finalized_features_epoch) >= 0
     maxima = {int(k.api_key): int(k.max_version) for k in response.api_keys}
     assert maxima[0] >= 12  # Produce: implicit AddPartitionsToTxn

@@ -1,5 +1,6 @@
 """Metadata and DescribeCluster: the shape of the answers (fields present, error codes,
-is_internal), auto-creation and unknown or invalid names."""
+is_internal), auto-creation and unknown or invalid names; the features ApiVersions
+advertises."""
 
 from __future__ import annotations
 
@@ -104,3 +105,27 @@ def describe_cluster_with_operations(t: Target) -> Observation:
     """DescribeCluster v1 asking for the cluster's authorised operations (no authoriser)."""
     response = t.call(60, 1, {"include_cluster_authorized_operations": True, "endpoint_type": 1})
     return plain(response)
+
+
+# Finalized features a client or tool acts on and Headwater implements. Kafka 4.4 finalizes
+# more (metadata.version, share.version, streams.version, eligible.leader.replicas.version)
+# for machinery Headwater does not have.
+CLIENT_FEATURES = ("transaction.version", "group.version")
+
+
+@scenario
+def api_versions_features(t: Target) -> Observation:
+    """ApiVersions v3: the finalized levels of transaction.version and group.version, and the
+    supported features listed from version 0 (a v3 answer leaves those out, KIP-1022)."""
+    body = {"client_software_name": "conformance", "client_software_version": "1"}
+    response = plain(t.call(18, 3, body))
+    return {
+        "finalized": {
+            f["name"]: [f["min_version_level"], f["max_version_level"]]
+            for f in response["finalized_features"]
+            if f["name"] in CLIENT_FEATURES
+        },
+        "supported_from_zero": sorted(
+            f["name"] for f in response["supported_features"] if f["min_version"] == 0
+        ),
+    }

@@ -173,4 +173,10 @@ FIXED: dict[str, str] = {
     "groups.committed_only_group": COMMITTED_ONLY,
     "groups.describe_authorized_operations": GROUP_OPERATIONS,
     "groups.consumer_group_authorized_operations": GROUP_OPERATIONS,
+    "metadata.api_versions_features": (
+        "ApiVersions finalized transaction.version only, and listed it as supported from "
+        "version 0, which a v3 answer must leave out (KIP-1022: older clients refuse such a "
+        "range). Like Kafka 4 it now also finalizes group.version 1 (KIP-848) and lists no "
+        "supported feature from version 0 before ApiVersions v4."
+    ),
 }

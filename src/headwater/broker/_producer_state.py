@@ -72,6 +72,8 @@ def _last_sequence(header: BatchHeader) -> int:
 class ProducerState:
     """Owned by the event-loop thread; one per partition log."""
 
+    __slots__ = ("_path", "_producers", "aborted", "ongoing", "snapshot_offset")
+
     def __init__(self, directory: Path) -> None:
         self._path = directory / SNAPSHOT_FILE
         self._producers: dict[int, _Producer] = {}

@@ -51,7 +51,7 @@ def check_topic_name(name: str) -> str | None:
     return None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Partition:
     """One partition: its log and the fetches waiting for data on it."""
 

@@ -67,6 +67,26 @@ class AppendResult:
 class PartitionLog:
     """One partition's durable log in one directory; see the module docstring for threading."""
 
+    # Slots: one per partition, and a broker may hold tens of thousands of partitions.
+    __slots__ = (
+        "_bases",
+        "_checkpoint",
+        "_cleaner",
+        "_closed",
+        "_dir_dirty",
+        "_lock",
+        "_pending_sync",
+        "_poisoned",
+        "_segments",
+        "_tail",
+        "config",
+        "directory",
+        "flushed_offset",
+        "log_start_offset",
+        "recovery_scanned_bytes",
+        "recovery_truncated_bytes",
+    )
+
     def __init__(
         self,
         directory: Path,

@@ -81,6 +81,24 @@ def iter_batch_bytes(fd: int, start: int, end: int) -> Iterator[tuple[int, Batch
 class Segment:
     """The files of one segment and what is known about them in memory."""
 
+    # Slots: a broker holds one per partition at least, so per-instance dicts add up.
+    __slots__ = (
+        "_max_ts",
+        "base_offset",
+        "broken",
+        "bytes_since_index",
+        "directory",
+        "fd",
+        "first_append_ms",
+        "index",
+        "index_fd",
+        "last_rel",
+        "running_max",
+        "size",
+        "time_fd",
+        "time_index",
+    )
+
     def __init__(self, directory: Path, base_offset: int, size: int) -> None:
         self.directory = directory
         self.base_offset = base_offset

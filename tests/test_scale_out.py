@@ -204,8 +204,10 @@ def test_demo_rides_out_a_leader_kill_on_three_kafka_nodes(
             proc.kill()
             proc.wait()
         output.join()
+        # pytest shows these when the test fails
+        print(output.text())
+        print(f"demo exit status {proc.returncode}")
     text = output.text()
-    print(text)  # pytest shows it when the test fails
     print(
         f"killed node {victim} (led {counts[victim]} of {sum(counts.values())} partitions); "
         f"leaders moved in {failover_s:.1f} s; node back after {down_s:.1f} s; fresh orders "

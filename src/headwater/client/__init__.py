@@ -21,6 +21,7 @@ from confluent_kafka import (
 
 from headwater.client._admin import Admin, AdminError, GroupOffsets, TopicInfo
 from headwater.client._backoff import Backoff
+from headwater.client._bounded import BoundedCalls, CallStuck
 from headwater.client._cluster import ClusterMetadata, PartitionState, describe_cluster
 from headwater.client._dlq import DeadLetterQueue, dead_letter_headers
 from headwater.client._factories import new_consumer, new_producer
@@ -72,7 +73,9 @@ __all__ = [
     "AdminError",
     "AvroSerde",
     "Backoff",
+    "BoundedCalls",
     "BytesSerde",
+    "CallStuck",
     "ClusterMetadata",
     "ClusterSettings",
     "ConfigValue",

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from headwater.client import (
+    BoundedCalls,
+    CallStuck,
     Consumer,
     DeadLetterQueue,
     KafkaError,
@@ -32,6 +34,7 @@ from headwater.client import (
     Message,
     Producer,
     TopicPartition,
+    committed_offsets,
     deserialize_many,
     new_consumer,
     new_producer,
@@ -52,6 +55,10 @@ LOCAL_SAVE_INTERVAL_S = 1.0
 LOCAL_SAVE_DEFERRED_S = 5.0
 #: How often the loop checks whether it has read everything (``AppStats.caught_up_at``).
 CAUGHT_UP_INTERVAL_S = 0.5
+#: The timeout given to librdkafka's transactional calls, and how much longer one may block
+#: before the producer counts as stuck and is replaced (see ``_replace_producer``).
+TXN_TIMEOUT_S = 15.0
+TXN_GRACE_S = 5.0
 
 
 class StreamsError(RuntimeError):
@@ -110,10 +117,13 @@ class Runner:
         self.committed_offsets: dict[tuple[str, int], int] = {}
         self.in_transaction = False
         self.delivery_errors: list[str] = []
+        self.fatal_errors: list[str] = []
         self._processed_at = 0
+        self._uncommitted_dead_letters = 0
         self._failed = False
         self._next_local_save = 0.0
         self._producer = self._make_producer()
+        self._calls = BoundedCalls(f"{settings.app_id}-txn")
         self._consumer = self._make_consumer()
         self._restorer = new_consumer(
             settings.bootstrap,
@@ -162,19 +172,23 @@ class Runner:
 
     def _on_client_error(self, err: KafkaError) -> None:
         if err.fatal():
-            self.delivery_errors.append(f"fatal client error: {err.str()}")
+            self.fatal_errors.append(f"fatal client error: {err.str()}")
         else:
             log.warning("kafka client: %s", err.str())
 
     def _on_delivery_error(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self.delivery_errors.append(f"{msg.topic()}: {err.str()}")
+        if err is None:
+            return
+        if self.settings.exactly_once and err.code() in _PURGED:
+            # Records of a transaction being aborted; the abort already means reprocessing.
+            return
+        self.delivery_errors.append(f"{msg.topic()}: {err.str()}")
 
     # Lifecycle ---------------------------------------------------------------------------
 
     def run(self, until: Callable[[], bool] | None = None) -> AppStats:
         if self.settings.exactly_once:
-            self._producer.init_transactions(30)
+            self._init_transactions()
         self._consumer.subscribe(
             list(self.sources),
             on_assign=self._on_assign,
@@ -194,7 +208,7 @@ class Runner:
                 if messages:
                     self._process(messages)
                 self._producer.poll(0)
-                self._raise_delivery_errors()
+                self._check_delivery()
                 if time.monotonic() >= next_commit:
                     self.commit(save_local=time.monotonic() >= self._next_local_save)
                     next_commit = time.monotonic() + self.settings.commit_interval_s
@@ -217,10 +231,10 @@ class Runner:
             self._consumer.close()
         finally:
             if self.in_transaction:
-                self._producer.abort_transaction(10)
-                self.in_transaction = False
+                self._abort()
             self._producer.flush(30)
             _close(self._producer)
+            self._calls.close()
             self._restorer.close()
             for task in self.tasks.values():
                 self._close_task(task)
@@ -247,8 +261,7 @@ class Runner:
         lost = {tp.partition for tp in partitions}
         aborted = self.in_transaction
         if aborted:
-            self._producer.abort_transaction(10)
-            self.in_transaction = False
+            self._abort()
         self._drop_tasks(lost, discard=True)
         if aborted and self.tasks:
             # The abort also threw away work on partitions still owned: redo it.
@@ -362,7 +375,7 @@ class Runner:
                 )
             except Exception as exc:
                 self.dead_letters.send(msg, exc)
-                self.stats.dead_lettered += 1
+                self._count_dead_letter()
                 continue
             headers: Any = msg.headers()
             records.append(
@@ -425,6 +438,14 @@ class Runner:
             values.append(value)
         return kept, keys, values
 
+    def _count_dead_letter(self) -> None:
+        # Under exactly-once a dead letter counts once its transaction commits: an aborted
+        # interval is reprocessed and would otherwise count its dead letters twice.
+        if self.settings.exactly_once:
+            self._uncommitted_dead_letters += 1
+        else:
+            self.stats.dead_lettered += 1
+
     def _dead_letter(self, record: Record, error: BaseException, stage: str) -> None:
         spec = self.sources[record.topic].source if record.topic in self.sources else None
         try:
@@ -436,17 +457,36 @@ class Runner:
         except Exception:
             value = repr(record.value).encode()
         self.dead_letters.send(record, f"{stage}: {error!r}", value=value)
-        self.stats.dead_lettered += 1
+        self._count_dead_letter()
 
     # Commit ----------------------------------------------------------------------------------
 
     def _raise_delivery_errors(self) -> None:
-        if self.delivery_errors:
-            errors = self.delivery_errors
+        errors = self.fatal_errors + self.delivery_errors
+        if errors:
             raise StreamsError(
                 f"{len(errors)} records could not be written (first: {errors[0]}); nothing "
                 "after the last commit was committed, so restarting the app resumes from there"
             )
+
+    def _check_delivery(self) -> None:
+        """Under exactly-once a record that could not be written (its partition had no leader
+        for longer than the transaction allows, say) dooms only the open transaction: abort
+        it and reprocess from the last commit, as a failed commit does, instead of stopping.
+        Fatal errors (a fenced producer) and at-least-once failures still stop the app."""
+        if not self.delivery_errors or self.fatal_errors or not self.settings.exactly_once:
+            self._raise_delivery_errors()
+            return
+        errors, self.delivery_errors = self.delivery_errors, []
+        if self.in_transaction:
+            log.warning(
+                "transaction aborted (%d records not written, first: %s); reprocessing from "
+                "last commit",
+                len(errors),
+                errors[0],
+            )
+            self._abort()
+            self._rewind()
 
     def _write_changelogs(self) -> list[DurableStore]:
         touched: list[DurableStore] = []
@@ -486,12 +526,23 @@ class Runner:
                 self._begin()
             try:
                 if offsets:
-                    self._producer.send_offsets_to_transaction(
-                        offsets, self._consumer.consumer_group_metadata(), 30
+                    group = self._consumer.consumer_group_metadata()
+                    self._txn(
+                        "send_offsets_to_transaction",
+                        lambda: self._producer.send_offsets_to_transaction(
+                            offsets, group, TXN_TIMEOUT_S
+                        ),
                     )
-                self._producer.commit_transaction(30)
+                self._txn(
+                    "commit_transaction", lambda: self._producer.commit_transaction(TXN_TIMEOUT_S)
+                )
             except KafkaException as exc:
                 self._transaction_failed(exc)
+                return
+            except CallStuck:
+                self._replace_producer()
+                log.warning("transaction abandoned; reprocessing from last commit")
+                self._rewind()
                 return
             finally:
                 self.in_transaction = False
@@ -511,6 +562,8 @@ class Runner:
                     log.warning("offset commit failed (%s); will retry at the next commit", exc)
                     return
         self.committed_offsets.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        self.stats.dead_lettered += self._uncommitted_dead_letters
+        self._uncommitted_dead_letters = 0
         self.positions.clear()
         if save_local:
             self._save_local()
@@ -555,7 +608,7 @@ class Runner:
         error = exc.args[0] if exc.args else None
         if isinstance(error, KafkaError) and error.txn_requires_abort():
             # Throw the interval away and start again from the last committed offsets.
-            self._producer.abort_transaction(30)
+            self._abort()
             log.warning("transaction aborted (%s); reprocessing from last commit", error.str())
             self._rewind()
             return
@@ -563,6 +616,43 @@ class Runner:
             f"transaction failed: {exc}; another instance with the same transactional id or "
             "a newer group generation took over, so this instance stops"
         ) from exc
+
+    def _txn(self, what: str, call: Callable[[], None]) -> None:
+        self._calls.run(call, TXN_TIMEOUT_S + TXN_GRACE_S, what)
+
+    def _init_transactions(self) -> None:
+        try:
+            self._txn("init_transactions", lambda: self._producer.init_transactions(TXN_TIMEOUT_S))
+        except CallStuck:
+            raise StreamsError(
+                "the transactional producer could not be initialised: the transaction "
+                "coordinator did not answer; is the cluster up?"
+            ) from None
+
+    def _abort(self) -> None:
+        """Abort the open transaction; a producer stuck in librdkafka is replaced, which aborts
+        the transaction on the coordinator as well."""
+        try:
+            self._txn("abort_transaction", lambda: self._producer.abort_transaction(TXN_TIMEOUT_S))
+        except CallStuck:
+            self._replace_producer()
+        self.in_transaction = False
+        self._uncommitted_dead_letters = 0
+
+    def _replace_producer(self) -> None:
+        """Swap a producer stuck in a transactional call for a new one.
+
+        ``send_offsets_to_transaction`` can block past its timeout when the group coordinator
+        was on a broker that failed (librdkafka #5456, #5511). The new producer has the same
+        transactional id, so ``init_transactions`` fences the stuck one and aborts its open
+        transaction; the caller then reprocesses from the last commit. The stuck call keeps
+        its thread and producer until it returns, if ever; neither is used again.
+        """
+        log.error("transactional producer stuck in librdkafka; replacing it")
+        self._producer = self._make_producer()
+        self.dead_letters.producer = self._producer
+        self.in_transaction = False
+        self._init_transactions()
 
     def _rewind(self, exclude: set[int] | None = None) -> None:
         """After an abort: fresh tasks from durable state, consumer back to committed offsets."""
@@ -576,13 +666,18 @@ class Runner:
             self._close_task(task)
         self.tasks = {p: self._open_task(p) for p in sorted({tp.partition for tp in assignment})}
         self.positions.clear()
+        self._uncommitted_dead_letters = 0
         if not assignment:
             return
-        for tp in self._consumer.committed(assignment, timeout=30):
+        for tp in committed_offsets(self._consumer, assignment, timeout_s=60):
             if tp.offset >= 0:
                 self._consumer.seek(tp)
             else:
                 self._consumer.seek(TopicPartition(tp.topic, tp.partition, -2))
+
+
+#: Delivery reports of records an aborted transaction threw away.
+_PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 
 
 def _close(producer: Producer) -> None:

@@ -28,7 +28,7 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from headwater.client import ClusterMetadata
+from headwater.client import ClusterMetadata, ConfigValue, inspect_cluster
 from headwater.testing import KafkaCluster
 
 RATE = 300
@@ -218,6 +218,36 @@ def test_demo_rides_out_a_leader_kill_on_three_kafka_nodes(
     summary = json.loads(summary_path.read_text())
     _check_summary(summary, text)
     _check_stores(cluster.bootstrap, data, summary)
+    _check_replication(cluster.bootstrap)
+
+
+def _check_replication(bootstrap: str) -> None:
+    """Every topic the demo created, the registry's, the pipeline's internal ones and the sinks'
+    dead-letter topics included, has three replicas and min.insync.replicas=2 of its own."""
+    topics = inspect_cluster(bootstrap).topics
+    created = {
+        "_schemas",
+        "customers",
+        "orders",
+        "clicks",
+        "temperatures",
+        "orders.enriched",
+        "revenue.per_minute",
+        "clicks.per_minute",
+        "alerts.temperature",
+        "orders.late",
+        "demo-pipeline-dead-letters",
+        "demo-pipeline-revenue-per-minute-changelog",
+        "demo-pipeline-by-country-repartition",
+        "demo-sink-orders-sql.dlq",
+        "demo-sink-orders-parquet.dlq",
+        "demo-sink-orders-duckdb.dlq",
+    } | {name for name in topics if name.startswith("demo-")}
+    assert created <= set(topics), sorted(created - set(topics))
+    for name in sorted(created):
+        topic = topics[name]
+        assert topic.replication_factor == 3, name
+        assert topic.configs["min.insync.replicas"] == ConfigValue("2", "topic"), name
 
 
 def _check_summary(summary: dict[str, Any], text: str) -> None:

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from headwater.client._backoff import Backoff
+
+T = TypeVar("T")
 
 #: Longest wait for one answer; a leader that answers at all answers in milliseconds.
 ATTEMPT_TIMEOUT_S = 2.0
@@ -64,26 +68,15 @@ def watermarks(
     Each attempt waits at most ``ATTEMPT_TIMEOUT_S``: a query sent to a leader that has gone
     is never answered, and a fresh look at Metadata between attempts finds the new one.
     """
-    deadline = time.monotonic() + timeout_s
-    backoff = Backoff(base_s=0.1, cap_s=1.0)
-    attempt = 0
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=max(0.2, min(ATTEMPT_TIMEOUT_S, left))
-            )
-            return int(low), int(high)
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if not isinstance(error, KafkaError) or not is_transient(error):
-                raise
-            # Refreshed even when giving up, so that the caller's next call finds the leader.
-            _refresh(consumer, topic)
-            if time.monotonic() >= deadline:
-                raise
-        attempt += 1
-        time.sleep(min(backoff.delay(attempt), max(0.0, deadline - time.monotonic())))
+
+    def ask(wait_s: float) -> tuple[int, int]:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=max(0.2, min(ATTEMPT_TIMEOUT_S, wait_s))
+        )
+        return int(low), int(high)
+
+    # Refreshed even when giving up, so that the caller's next call finds the leader.
+    return _until_answered(ask, timeout_s, lambda: _refresh(consumer, topic))
 
 
 def committed_offsets(
@@ -91,17 +84,28 @@ def committed_offsets(
 ) -> list[TopicPartition]:
     """The group's committed offsets for ``partitions``, asked again while the group
     coordinator moves (a rebalance callback that raised would stop the consumer)."""
+
+    def ask(wait_s: float) -> list[TopicPartition]:
+        return list(consumer.committed(partitions, timeout=max(0.5, min(10.0, wait_s))))
+
+    return _until_answered(ask, timeout_s, lambda: None)
+
+
+def _until_answered(
+    ask: Callable[[float], T], timeout_s: float, after_transient: Callable[[], None]
+) -> T:
+    """``ask(seconds left)`` again, with backoff, while it fails with a transient error."""
     deadline = time.monotonic() + timeout_s
     backoff = Backoff(base_s=0.1, cap_s=1.0)
     attempt = 0
     while True:
-        left = deadline - time.monotonic()
         try:
-            return list(consumer.committed(partitions, timeout=max(0.5, min(10.0, left))))
+            return ask(deadline - time.monotonic())
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             if not isinstance(error, KafkaError) or not is_transient(error):
                 raise
+            after_transient()
             if time.monotonic() >= deadline:
                 raise
         attempt += 1

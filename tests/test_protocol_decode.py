@@ -108,6 +108,25 @@ def test_nullable_array_may_be_null() -> None:
     assert body.topics is None
 
 
+@pytest.mark.parametrize("marker", [b"\xff", b"\xfb", b"\x80"])
+def test_any_negative_presence_byte_is_a_null_struct(marker: bytes) -> None:
+    # DescribeTopicPartitions v0: Kafka's generated reader takes a presence byte < 0 for null.
+    topics = b"\x02" + b"\x02t" + b"\x00"
+    frame = flexible_header(75, 0) + topics + struct.pack(">i", 4) + marker + b"\x00"
+    _, body = decode_request(frame)
+    assert body.cursor is None
+    assert body.response_partition_limit == 4
+
+
+def test_present_struct_is_read_after_its_presence_byte() -> None:
+    topics = b"\x02" + b"\x02t" + b"\x00"
+    cursor = b"\x01" + b"\x02t" + struct.pack(">i", 3) + b"\x00"
+    frame = flexible_header(75, 0) + topics + struct.pack(">i", 4) + cursor + b"\x00"
+    _, body = decode_request(frame)
+    assert body.cursor is not None
+    assert (body.cursor.topic_name, body.cursor.partition_index) == ("t", 3)
+
+
 def test_unknown_tagged_fields_are_skipped() -> None:
     tags = b"\x02" + uvarint(99) + b"\x03abc" + uvarint(1000) + b"\x00"
     _, body = decode_request(flexible_header(3, 12) + b"\x01" + b"\x00\x00" + tags)

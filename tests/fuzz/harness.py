@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import shutil
 import struct
@@ -26,7 +27,7 @@ from typing import Any
 
 from kio.schema.request_header.v1.header import RequestHeader as HeaderV1
 from kio.schema.request_header.v2.header import RequestHeader as HeaderV2
-from kio.serial import entity_reader
+from kio.serial import entity_reader, entity_writer
 
 from headwater.broker import Broker, BrokerConfig, new_event_loop
 from headwater.protocol import ProtocolError
@@ -132,9 +133,31 @@ def check_against_kio(frame: bytes) -> None:
         # unknown tagged fields are skipped, any int64 is a duration (kio refuses them).
         if any(word in str(exc) for word in ("boolean", "tagged field", "milliseconds overflow")):
             return
+        if _only_null_markers_differ(frame[used:], body_type, body):
+            return
         raise Finding(f"accepted by the bounded decoder, refused by kio: {exc!r}") from exc
-    if native != body:
+    if native != body and not _only_null_markers_differ(frame[used:], body_type, body):
         raise Finding(f"decoders disagree:\n  bounded {body!r}\n  kio     {native!r}")
+
+
+def _only_null_markers_differ(raw_body: bytes, body_type: type[Any], body: Any) -> bool:
+    """True when the body differs from kio's encoding of what the bounded decoder read only
+    where a nullable struct's presence byte is negative but not -1.
+
+    Kafka reads any negative presence byte as null (its generated readers test ``< 0``); kio
+    reads only -1 as null and takes the rest for a present struct. Everything else must match
+    byte for byte, and both decoders must read the canonical encoding as the same entity.
+    """
+    out = io.BytesIO()
+    entity_writer(body_type)(out, body)
+    canonical = out.getvalue()
+    if len(canonical) != len(raw_body) or canonical == raw_body:
+        return False
+    for sent, written in zip(raw_body, canonical, strict=True):
+        if sent != written and not (written == 0xFF and 0x80 <= sent < 0xFF):
+            return False
+    native, _ = entity_reader(body_type)(memoryview(canonical), 0)
+    return bool(native == body)
 
 
 def check_response(frame: bytes, response: bytes) -> None:

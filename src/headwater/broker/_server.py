@@ -21,7 +21,7 @@ from headwater.broker._budget import ByteBudget
 from headwater.broker._capture import FrameCapture
 from headwater.broker._config import BrokerConfig
 from headwater.broker._context import RequestContext
-from headwater.broker._durable_file import read_json, write_json
+from headwater.storage._durable_file import read_json, write_json
 from headwater.broker._group_commit import GroupCommitter
 from headwater.broker._groups_shell import GroupsShell
 from headwater.broker._metrics import BrokerMetrics, MetricsServer

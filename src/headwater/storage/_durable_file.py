@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
+def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
+
+    ``mode`` applies to the new file: 0o600 for files that hold secrets.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         view = memoryview(data)
         while view:
@@ -28,8 +31,8 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def write_json(path: Path, value: Any) -> None:
-    write_atomically(path, json.dumps(value, indent=1, sort_keys=True).encode())
+def write_json(path: Path, value: Any, mode: int = 0o644) -> None:
+    write_atomically(path, json.dumps(value, indent=1, sort_keys=True).encode(), mode)
 
 
 def read_json(path: Path) -> Any:

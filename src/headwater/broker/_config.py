@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from headwater.broker._consumer_assignors import ASSIGNORS
+from headwater.broker._listeners import Listener, parse_advertised, parse_listeners
 
 FSYNC_POLICIES = ("acks-all", "always", "never")
 CONSUMER_ASSIGNORS = tuple(ASSIGNORS)
+SASL_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
+SSL_CLIENT_AUTH = ("none", "requested", "required")
 
 
 @dataclasses.dataclass(slots=True)
@@ -68,6 +71,33 @@ class BrokerConfig:
     topic_defaults: dict[str, str] = dataclasses.field(default_factory=dict)
     # Serve Prometheus metrics on http://host:metrics_port/metrics; None turns it off.
     metrics_port: int | None = None
+    # Listeners as Kafka writes them: "PLAINTEXT://127.0.0.1:9092,SASL_SSL://0.0.0.0:9093".
+    # Empty means one PLAINTEXT listener on host:port (and advertised_host/port).
+    listeners: str = ""
+    advertised_listeners: str = ""
+    listener_security_protocol_map: str = ""
+    # TLS for SSL and SASL_SSL listeners (PEM files); ssl_client_auth as Kafka's.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: str | None = None
+    ssl_cafile: Path | None = None
+    ssl_client_auth: str = "none"
+    ssl_principal_mapping_rules: str = "DEFAULT"
+    sasl_enabled_mechanisms: list[str] = dataclasses.field(
+        default_factory=lambda: list(SASL_MECHANISMS)
+    )
+    # KIP-368: an authenticated session lasts this long, then the client must re-authenticate
+    # or its connection is closed; 0 lets sessions last as long as their connection.
+    connections_max_reauth_ms: int = 0
+    # Largest frame accepted before authentication completes (Kafka's
+    # sasl.server.max.receive.size), so an unauthenticated peer cannot make the broker buffer
+    # frame_bytes_max.
+    sasl_server_max_receive_size: int = 524_288
+    # A failed authentication is answered after this delay, then the connection is closed.
+    connection_failed_authentication_delay_ms: int = 100
+    # Secure by default: a listener reachable from other machines must authenticate its
+    # clients (SASL, or SSL with ssl_client_auth=required) unless this is set.
+    allow_anonymous: bool = False
     # Test-only fault hooks: never enable in production.
     fault_hooks: bool = False
     # Test-only: write sample request frames here, the request fuzzer's seed corpus.
@@ -76,6 +106,19 @@ class BrokerConfig:
     @property
     def advertised(self) -> tuple[str, int]:
         return (self.advertised_host or self.host, self.advertised_port or self.port)
+
+    def listener_list(self) -> list[Listener]:
+        """The listeners to bind: ``listeners``, or one PLAINTEXT listener on host:port."""
+        if not self.listeners.strip():
+            return [Listener("PLAINTEXT", "PLAINTEXT", self.host, self.port)]
+        return parse_listeners(self.listeners, self.listener_security_protocol_map)
+
+    def advertised_map(self) -> dict[str, tuple[str, int]]:
+        """Per listener name, the advertised (host, port); port 0 means the bound port."""
+        listeners = self.listener_list()
+        if not self.listeners.strip():
+            return {"PLAINTEXT": self.advertised}
+        return parse_advertised(self.advertised_listeners, listeners)
 
     def validate(self) -> None:
         """Reject settings that cannot work, with a message that says which and why."""
@@ -102,6 +145,44 @@ class BrokerConfig:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is not a TCP port")
         self._validate_consumer_groups()
+        self._validate_security()
+
+    def _validate_security(self) -> None:
+        listeners = self.listener_list()
+        self.advertised_map()
+        if self.ssl_client_auth not in SSL_CLIENT_AUTH:
+            raise ValueError(
+                f"ssl_client_auth={self.ssl_client_auth!r}: choose one of "
+                f"{', '.join(SSL_CLIENT_AUTH)}"
+            )
+        unknown = set(self.sasl_enabled_mechanisms) - set(SASL_MECHANISMS)
+        if unknown or not self.sasl_enabled_mechanisms:
+            raise ValueError(
+                f"sasl_enabled_mechanisms must be some of {', '.join(SASL_MECHANISMS)}, "
+                f"got {', '.join(self.sasl_enabled_mechanisms) or 'none'}"
+            )
+        for name in ("sasl_server_max_receive_size",):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("connections_max_reauth_ms", "connection_failed_authentication_delay_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        for listener in listeners:
+            if listener.tls and (self.ssl_certfile is None or self.ssl_keyfile is None):
+                raise ValueError(
+                    f"listener {listener} uses TLS: set ssl_certfile and ssl_keyfile "
+                    "(`headwater certs create` makes a development pair)"
+                )
+            if listener.loopback or self.allow_anonymous:
+                continue
+            authenticated = listener.sasl or (listener.tls and self.ssl_client_auth == "required")
+            if not authenticated:
+                raise ValueError(
+                    f"listener {listener} can be reached from other machines and lets any "
+                    "client in without authentication: use a SASL_SSL or SASL_PLAINTEXT "
+                    "listener, or SSL with ssl_client_auth=required, or start with "
+                    "--allow-anonymous (allow_anonymous = true) if that is what you want"
+                )
 
     def _validate_consumer_groups(self) -> None:
         for what in ("session_timeout_ms", "heartbeat_interval_ms"):
@@ -132,15 +213,17 @@ _FIELDS = {f.name: f for f in dataclasses.fields(BrokerConfig)}
 
 def _convert(name: str, value: Any) -> Any:
     kind = type(getattr(BrokerConfig(), name))
-    if name in ("advertised_host",):
+    if name in ("advertised_host", "ssl_key_password"):
         return None if value in (None, "") else str(value)
+    if name in ("ssl_certfile", "ssl_keyfile", "ssl_cafile"):
+        return None if value in (None, "") else Path(value)
     if name in ("advertised_port", "metrics_port"):
         return None if value in (None, "") else int(value)
     if name == "data_dir":
         return Path(value)
     if name == "frame_capture_dir":
         return None if value in (None, "") else Path(value)
-    if name == "group_consumer_assignors":
+    if name in ("group_consumer_assignors", "sasl_enabled_mechanisms"):
         items = value.split(",") if isinstance(value, str) else list(value)
         return [str(item).strip() for item in items if str(item).strip()]
     if name == "topic_defaults":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from headwater.broker._session import Session
 from headwater.protocol._codec import RequestHeader
 
 if TYPE_CHECKING:
@@ -16,9 +17,17 @@ class RequestContext:
     broker: Broker
     header: RequestHeader
     client_host: str
-    # Set by authentication once SASL lands; every request is anonymous until then.
-    principal: str = "User:ANONYMOUS"
+    # The connection's security session: its listener and authenticated principal.
+    session: Session
 
     @property
     def version(self) -> int:
         return self.header.api_version
+
+    @property
+    def principal(self) -> str:
+        return self.session.principal
+
+    @property
+    def listener(self) -> str:
+        return self.session.listener.name

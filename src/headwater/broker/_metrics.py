@@ -62,6 +62,12 @@ class BrokerMetrics:
             ["api", "reason"],
             registry=self.registry,
         )
+        self.authentications = Counter(
+            "headwater_broker_authentications",
+            "SASL authentications, by listener, mechanism and result (success, failure).",
+            ["listener", "mechanism", "result"],
+            registry=self.registry,
+        )
         # Children bound once: the request path increments without a label lookup.
         self._requests_by_key = {
             key: self.requests.labels(handler.name) for key, handler in HANDLERS.items()

@@ -20,9 +20,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from headwater.storage._durable_file import write_json
 from headwater.protocol import BatchHeader, decode_batch, iter_batches
 from headwater.storage import PartitionLog
+from headwater.storage._durable_file import write_json
 
 log = logging.getLogger(__name__)
 

@@ -14,25 +14,32 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headwater.broker import handlers as _handlers  # noqa: F401  (registers every API)
 from headwater.broker._budget import ByteBudget
 from headwater.broker._capture import FrameCapture
 from headwater.broker._config import BrokerConfig
 from headwater.broker._context import RequestContext
-from headwater.storage._durable_file import read_json, write_json
 from headwater.broker._group_commit import GroupCommitter
 from headwater.broker._groups_shell import GroupsShell
+from headwater.broker._listeners import Listener
 from headwater.broker._metrics import BrokerMetrics, MetricsServer
 from headwater.broker._offsets import OffsetStore
 from headwater.broker._ratelog import RateLimitedLog
 from headwater.broker._registry import HANDLERS
+from headwater.broker._session import Session
 from headwater.broker._topics import TopicManager
 from headwater.broker._txn_coordinator import TransactionCoordinator
 from headwater.protocol import FrameError, ProtocolError
 from headwater.protocol._codec import decode_request, encode_response, peek_header
 from headwater.protocol._framing import FrameReader
+from headwater.security._acl_store import AclStore, acl_path
+from headwater.security._credentials import CredentialStore, credentials_path
+from headwater.storage._durable_file import read_json, write_json
+
+if TYPE_CHECKING:
+    from headwater.security._tls import PrincipalMapper, ServerTls
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,7 @@ class _Connection:
 
     client: str
     responses: asyncio.Queue[asyncio.Task[bytes | None] | None]
+    session: Session
     inflight: int = 0
 
     @property
@@ -82,9 +90,18 @@ class Broker:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: set[asyncio.Task[Any]] = set()
+        self._closing = False
         self.committer = GroupCommitter()
         self.metrics = BrokerMetrics()
         self._bad_input = RateLimitedLog(log)
+        self.auth_failures = RateLimitedLog(log)
+        self.listeners = config.listener_list()
+        self._advertised = config.advertised_map()
+        self._servers: dict[str, asyncio.Server] = {}
+        self._tls: ServerTls | None = None
+        self._principal_mapper: PrincipalMapper | None = None
+        if any(x.tls for x in self.listeners):
+            self._tls, self._principal_mapper = self._server_tls(config)
         self.metrics_server: MetricsServer | None = None
         self.request_budget = ByteBudget(config.queued_request_bytes_max)
         # Test-only fault hooks, honoured only when config.fault_hooks is set: api_key ->
@@ -98,15 +115,44 @@ class Broker:
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
 
+    @staticmethod
+    def _server_tls(config: BrokerConfig) -> tuple[ServerTls, PrincipalMapper]:
+        """TLS, imported only when a listener needs it (cryptography is large to load)."""
+        from headwater.security._tls import PrincipalMapper, ServerTls, TlsSettings
+
+        assert config.ssl_certfile is not None and config.ssl_keyfile is not None
+        settings = TlsSettings(
+            certfile=config.ssl_certfile,
+            keyfile=config.ssl_keyfile,
+            cafile=config.ssl_cafile,
+            key_password=config.ssl_key_password,
+            client_auth=config.ssl_client_auth,
+        )
+        settings.validate()
+        return ServerTls(settings), PrincipalMapper(config.ssl_principal_mapping_rules)
+
     @property
     def port(self) -> int:
-        assert self._server is not None, "broker not started"
-        return int(self._server.sockets[0].getsockname()[1])
+        """The bound port of the first listener."""
+        return self.listener_port(self.listeners[0].name)
+
+    def listener_port(self, name: str) -> int:
+        server = self._servers.get(name)
+        assert server is not None, f"listener {name} not started"
+        return int(server.sockets[0].getsockname()[1])
 
     @property
     def advertised(self) -> tuple[str, int]:
-        host, port = self.config.advertised
-        return host, (port if port else self.port)
+        """What the first listener advertises (the bootstrap address of local tools)."""
+        return self.advertised_for(self.listeners[0].name)
+
+    def advertised_for(self, name: str) -> tuple[str, int]:
+        """The address a client that came in on listener ``name`` is sent back to."""
+        listener = next(x for x in self.listeners if x.name == name)
+        host, port = self._advertised.get(name, (listener.host, listener.port))
+        if host in ("", "0.0.0.0", "::"):  # a wildcard bind is no address to connect to
+            host = "127.0.0.1" if listener.loopback or not host else host
+        return host, (port if port else self.listener_port(name))
 
     async def start(self) -> None:
         """Recover storage, bind the listener and start background work."""
@@ -115,13 +161,21 @@ class Broker:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         self.topics = TopicManager(self.config.data_dir, self.config.topic_defaults, now)
         self.offsets = OffsetStore(self.config.data_dir, now)
+        self.acls = AclStore(acl_path(self.config.data_dir))
+        self.credentials = CredentialStore(credentials_path(self.config.data_dir))
         self.groups = GroupsShell(self)
         self._tasks.add(asyncio.create_task(self.committer.run()))
         self.transactions = TransactionCoordinator(self)
         await self.transactions.recover()
-        self._server = await asyncio.start_server(
-            self._serve_connection, self.config.host, self.config.port, limit=1 << 20
-        )
+        for listener in self.listeners:
+            self._servers[listener.name] = await asyncio.start_server(
+                functools.partial(self._serve_connection, listener),
+                listener.host,
+                listener.port,
+                limit=1 << 20,
+                ssl=self._tls.context() if listener.tls and self._tls is not None else None,
+            )
+        self._server = self._servers[self.listeners[0].name]
         if self.config.metrics_port is not None:
             self.metrics_server = MetricsServer(
                 self.metrics.registry, self.config.host, self.config.metrics_port
@@ -129,17 +183,26 @@ class Broker:
         for coro in (self.groups.run(), self._maintenance(), self._expire_transactions()):
             task = asyncio.create_task(coro)
             self._tasks.add(task)
-        log.info(
-            "broker listening host=%s port=%d data_dir=%s",
-            self.config.host,
-            self.port,
-            self.config.data_dir,
-        )
+        if self._tls is not None:
+            self._tasks.add(asyncio.create_task(self._refresh_tls(self._tls)))
+        for listener in self.listeners:
+            log.info(
+                "broker listening listener=%s protocol=%s host=%s port=%d data_dir=%s",
+                listener.name,
+                listener.protocol,
+                listener.host,
+                self.listener_port(listener.name),
+                self.config.data_dir,
+            )
 
     async def close(self) -> None:
         """Stop accepting, cancel connections and tasks, flush and close every log."""
-        if self._server is not None:
-            self._server.close()
+        self._closing = True
+        for server in self._servers.values():
+            server.close()
+        # A connection accepted just before the close has a task that has not run yet: let it
+        # run, see the broker closing and end, so no task is left pending on a closed loop.
+        await asyncio.sleep(0)
         if self.metrics_server is not None:
             self.metrics_server.close()
             self.metrics_server = None
@@ -149,7 +212,9 @@ class Broker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._server is not None:
-            await self._server.wait_closed()
+            for server in self._servers.values():
+                await server.wait_closed()
+            self._servers.clear()
             await self.topics.drain()
             self.topics.close()
             self.offsets.close()
@@ -171,6 +236,17 @@ class Broker:
                 self.topics.snapshot_producers()
             except OSError as exc:
                 log.error("producer state snapshot failed error=%s", exc)
+
+    @staticmethod
+    async def _refresh_tls(tls: ServerTls) -> None:
+        """Re-read renewed certificate files; later handshakes use them (checked each second).
+
+        asyncio has no hook before a handshake, so the check runs on a timer rather than per
+        connection, on the event loop thread that owns the context.
+        """
+        while True:
+            await asyncio.sleep(1.0)
+            tls.refresh()
 
     async def _expire_transactions(self) -> None:
         """Abort transactions that outlived transaction.timeout.ms (checked every second)."""
@@ -204,12 +280,15 @@ class Broker:
 
     # -- connections -------------------------------------------------------------------
     async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
         peer = writer.get_extra_info("peername")
         client = f"{peer[0]}:{peer[1]}" if peer else "unknown"
+        if self._closing:
+            writer.close()
+            return
         if len(self._connections) >= self.config.connections_max:
             self.metrics.connections_refused.labels("connections_max").inc()
             self._bad_input.warning(
@@ -222,11 +301,16 @@ class Broker:
         self._connections.add(task)
         self.metrics.connections_accepted.inc()
         self.metrics.connections_active.inc()
-        conn = _Connection(client, asyncio.Queue(self.config.inflight_requests_max))
+        conn = _Connection(
+            client,
+            asyncio.Queue(self.config.inflight_requests_max),
+            Session.open(listener, self._tls_principal(writer)),
+        )
         writer_task = asyncio.create_task(self._write_responses(conn, writer))
         peer_gone = True
         try:
             await self._read_requests(reader, conn)
+            peer_gone = False  # the session ended it: answer what is in flight, then close
         except (ConnectionError, asyncio.IncompleteReadError):
             log.debug("connection closed by peer=%s", client)
         except asyncio.CancelledError:
@@ -251,15 +335,33 @@ class Broker:
             self._connections.discard(task)
             self.metrics.connections_active.dec()
 
+    def _tls_principal(self, writer: asyncio.StreamWriter) -> str | None:
+        """``User:<mapped subject>`` of the client certificate, if the client sent one."""
+        ssl_object = writer.get_extra_info("ssl_object")
+        if ssl_object is None or self._principal_mapper is None:
+            return None
+        from headwater.security._tls import peer_principal
+
+        name = peer_principal(ssl_object, self._principal_mapper.map)
+        return None if name is None else f"User:{name}"
+
     async def _read_requests(self, reader: asyncio.StreamReader, conn: _Connection) -> None:
         """Cut frames from the socket and start a handler for each, in order.
 
         A connection with nothing in flight that stays silent for connections_max_idle_ms is
         closed (TimeoutError), as Kafka does, so half-sent frames cannot hold it forever. Each
         frame's bytes are reserved from the broker-wide request budget from the moment its
-        size is known until its handler is done.
+        size is known until its handler is done. Until a SASL connection has authenticated,
+        its frames are capped at sasl_server_max_receive_size and handled one at a time; the
+        reader returns (closing the connection once the answers are out) when the session
+        says so.
         """
-        framer = FrameReader(self.config.frame_bytes_max)
+        session = conn.session
+        framer = FrameReader(
+            self.config.frame_bytes_max
+            if session.authenticated
+            else self.config.sasl_server_max_receive_size
+        )
         idle_s = self.config.connections_max_idle_ms / 1000
         budget = self.request_budget
         reserved = 0  # bytes reserved for the frame now being received
@@ -280,10 +382,17 @@ class Broker:
                         reserved = 0  # the reservation passes to the request
                     elif not budget.try_reserve(size):
                         await budget.reserve(size)
+                    sequential = session.sequential
                     request = asyncio.create_task(self._dispatch(frame, conn))
                     conn.inflight += 1
                     request.add_done_callback(functools.partial(conn.done, budget, size))
                     await conn.responses.put(request)
+                    if sequential:
+                        await asyncio.wait({request})
+                        if session.closing:
+                            return
+                        if session.authenticated:
+                            framer.frame_bytes_max = self.config.frame_bytes_max
                 expected = framer.frame_bytes_expected
                 if expected and not reserved:
                     await budget.reserve(expected)
@@ -341,7 +450,8 @@ class Broker:
         Raises ``ProtocolError`` for input that closes a connection. The request fuzzer and
         its regression tests drive the broker through this, without sockets.
         """
-        return await self._dispatch(frame, _Connection(client, asyncio.Queue()))
+        session = Session.open(self.listeners[0], None)
+        return await self._dispatch(frame, _Connection(client, asyncio.Queue(), session))
 
     async def _dispatch(self, frame: bytes, conn: _Connection) -> bytes | None:
         api_key, version, correlation_id = peek_header(frame)
@@ -365,6 +475,10 @@ class Broker:
                 f"supported {handler.min_version}..{handler.max_version}",
             )
         try:
+            conn.session.admit(api_key, self.now_ms())
+        except ProtocolError as exc:
+            raise RequestRejected(api_key, "authentication", str(exc)) from None
+        try:
             header, body = decode_request(frame)
         except ProtocolError as exc:
             raise RequestRejected(
@@ -378,7 +492,7 @@ class Broker:
             raise ProtocolError(f"fault hook closed the connection on api_key={api_key}")
         if action is not None and action.startswith("delay:"):
             await asyncio.sleep(int(action.split(":", 1)[1]) / 1000)
-        ctx = RequestContext(self, header, conn.client_host)
+        ctx = RequestContext(self, header, conn.client_host, conn.session)
         response = await handler.fn(ctx, body)
         if response is None:
             return None

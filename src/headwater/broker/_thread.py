@@ -37,6 +37,11 @@ class BrokerThread:
         host, port = self.broker.advertised
         return f"{host}:{port}"
 
+    def bootstrap_for(self, listener: str) -> str:
+        """``host:port`` of the named listener, as clients connecting there are told."""
+        host, port = self.broker.advertised_for(listener.upper())
+        return f"{host}:{port}"
+
     def start(self) -> BrokerThread:
         self._thread.start()
         if not self._ready.wait(_START_TIMEOUT_S):

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from headwater.broker import _topic_config
-from headwater.storage._durable_file import read_json, write_json
 from headwater.broker._producer_state import ProducerState
 from headwater.storage import LogConfig, PartitionLog
+from headwater.storage._durable_file import read_json, write_json
 
 log = logging.getLogger(__name__)
 

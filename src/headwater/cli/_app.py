@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from headwater.cli import (
+    _acls_cmd,
     _broker_cmd,
+    _certs_cmd,
     _contracts_cmd,
     _demo_cmd,
     _doctor_cmd,
@@ -15,6 +17,7 @@ from headwater.cli import (
     _sink_cmd,
     _topics_cmd,
     _txn_cmd,
+    _users_cmd,
 )
 
 app = typer.Typer(
@@ -29,6 +32,7 @@ app.command("broker")(_broker_cmd.broker)
 app.add_typer(_topics_cmd.app, name="topics")
 app.add_typer(_groups_cmd.app, name="groups")
 app.add_typer(_txn_cmd.app, name="transactions")
+app.add_typer(_acls_cmd.app, name="acls")
 app.command("produce")(_io_cmd.produce)
 app.command("consume")(_io_cmd.consume)
 app.command("demo")(_demo_cmd.demo)
@@ -36,6 +40,8 @@ app.add_typer(_sink_cmd.app, name="sink")
 app.command("registry")(_registry_cmd.registry)
 app.add_typer(_contracts_cmd.app, name="contracts")
 app.command("doctor")(_doctor_cmd.doctor)
+app.add_typer(_certs_cmd.app, name="certs")
+app.add_typer(_users_cmd.app, name="users")
 
 
 def main() -> None:

@@ -65,6 +65,54 @@ def broker(
             "a free port; env HEADWATER_METRICS_PORT]."
         ),
     ] = None,
+    listeners: Annotated[
+        str | None,
+        typer.Option(
+            help="Listeners as Kafka writes them, e.g. 'PLAINTEXT://127.0.0.1:9092,"
+            "SASL_SSL://0.0.0.0:9093' (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL) [default one "
+            "PLAINTEXT listener on --host:--port; env HEADWATER_LISTENERS]."
+        ),
+    ] = None,
+    advertised_listeners: Annotated[
+        str | None,
+        typer.Option(
+            help="Per listener, the address clients are sent back to, e.g. "
+            "'SASL_SSL://broker.example.com:9093' [default: each listener's own address]."
+        ),
+    ] = None,
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(help="PEM server certificate (chain) for SSL and SASL_SSL listeners."),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(help="PEM private key of --ssl-certfile.")
+    ] = None,
+    ssl_cafile: Annotated[
+        Path | None,
+        typer.Option(help="PEM CA certificates that client certificates must chain to."),
+    ] = None,
+    ssl_client_auth: Annotated[
+        str | None,
+        typer.Option(
+            help="none, requested or required: ask clients for a certificate (mutual TLS); "
+            "its subject becomes the principal [default none]."
+        ),
+    ] = None,
+    connections_max_reauth_ms: Annotated[
+        int | None,
+        typer.Option(
+            help="SASL sessions last this long, then clients must re-authenticate (KIP-368) "
+            "[default 0: as long as the connection]."
+        ),
+    ] = None,
+    allow_anonymous: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-anonymous",
+            help="Allow a listener reachable from other machines to serve clients that did "
+            "not authenticate (refused by default).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """Start the broker; any Kafka client can connect to it. Ctrl-C stops it cleanly."""
@@ -84,6 +132,14 @@ def broker(
                 "auto_create_topics": auto_create_topics,
                 "num_partitions": num_partitions,
                 "metrics_port": metrics_port,
+                "listeners": listeners,
+                "advertised_listeners": advertised_listeners,
+                "ssl_certfile": ssl_certfile,
+                "ssl_keyfile": ssl_keyfile,
+                "ssl_cafile": ssl_cafile,
+                "ssl_client_auth": ssl_client_auth,
+                "connections_max_reauth_ms": connections_max_reauth_ms,
+                "allow_anonymous": allow_anonymous,
             },
         )
     except (OSError, ValueError) as exc:
@@ -96,7 +152,10 @@ def broker(
 
 
 async def _serve(settings: object) -> None:
-    server = Broker(settings)  # type: ignore[arg-type]
+    try:
+        server = Broker(settings)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise fail(f"bad broker configuration: {exc}") from None
     await server.start()
     host, port = server.advertised
     if server.metrics_server is not None:
@@ -104,6 +163,9 @@ async def _serve(settings: object) -> None:
             f"metrics on http://{server.config.host}:{server.metrics_server.port}/metrics",
             err=True,
         )
+    for listener in server.listeners[1:]:
+        other_host, other_port = server.advertised_for(listener.name)
+        typer.echo(f"listener {listener.name} on {other_host}:{other_port}", err=True)
     typer.echo(
         f"headwater broker ready on {host}:{port} (data in {server.config.data_dir})", err=True
     )

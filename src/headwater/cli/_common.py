@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,3 +35,23 @@ def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
         name, value = pair.split("=", 1)
         out[name.strip()] = value.strip()
     return out
+
+
+def load_client_properties(path: Path | None) -> dict[str, str]:
+    """Client settings from a Kafka-style properties file (``key=value``, ``#`` comments)."""
+    if path is None:
+        return {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise fail(f"cannot read client properties {path}: {exc.strerror}") from None
+    settings: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith(("#", "!")):
+            continue
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise fail(f"{path}:{number}: {text!r} is not key=value")
+        settings[key.strip()] = value.strip()
+    return settings

@@ -19,6 +19,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from headwater.client._acl_admin import AclAdmin, describe_binding
 from headwater.client._admin import Admin, AdminError, GroupOffsets, TopicInfo
 from headwater.client._backoff import Backoff
 from headwater.client._bounded import BoundedCalls, CallStuck
@@ -53,6 +54,7 @@ from headwater.client._replication import (
     cluster_replication,
     replication_for,
 )
+from headwater.client._scram_admin import ScramUsers
 from headwater.client._serde import (
     BytesSerde,
     JsonSerde,
@@ -69,6 +71,7 @@ __all__ = [
     "OFFSET_BEGINNING",
     "OFFSET_END",
     "PRODUCER_PROFILES",
+    "AclAdmin",
     "Admin",
     "AdminError",
     "AvroSerde",
@@ -99,6 +102,7 @@ __all__ = [
     "ProtobufSerde",
     "Replication",
     "ReplicationError",
+    "ScramUsers",
     "Serde",
     "SerdeError",
     "StringSerde",
@@ -117,6 +121,7 @@ __all__ = [
     "consume",
     "consumer_config",
     "dead_letter_headers",
+    "describe_binding",
     "describe_cluster",
     "deserialize_many",
     "inspect_cluster",

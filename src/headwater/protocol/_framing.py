@@ -28,6 +28,15 @@ class FrameReader:
         self._need = -1  # size of the frame being read, -1 while its prefix is incomplete
 
     @property
+    def frame_bytes_max(self) -> int:
+        """The largest frame accepted; a connection raises it once its peer is trusted."""
+        return self._frame_bytes_max
+
+    @frame_bytes_max.setter
+    def frame_bytes_max(self, value: int) -> None:
+        self._frame_bytes_max = value
+
+    @property
     def pending_bytes(self) -> int:
         """Bytes received that do not yet form a whole frame."""
         return len(self._buffer)

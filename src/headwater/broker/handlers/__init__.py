@@ -1,6 +1,7 @@
 """One module per API family; importing this package registers every handler."""
 
 from headwater.broker.handlers import (
+    acls,
     admin,
     api_versions,
     configs,
@@ -11,10 +12,13 @@ from headwater.broker.handlers import (
     metadata,
     offsets,
     produce,
+    sasl,
+    scram_credentials,
     transactions,
 )
 
 __all__ = [
+    "acls",
     "admin",
     "api_versions",
     "configs",
@@ -25,5 +29,7 @@ __all__ = [
     "metadata",
     "offsets",
     "produce",
+    "sasl",
+    "scram_credentials",
     "transactions",
 ]

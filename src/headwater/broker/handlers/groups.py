@@ -32,7 +32,7 @@ def group_operations(asked: bool, error_code: int) -> int:
 
 
 def _coordinator(ctx: RequestContext, key: str) -> dict[str, Any]:
-    host, port = ctx.broker.advertised
+    host, port = ctx.broker.advertised_for(ctx.listener)
     return {
         "key": key,
         "node_id": ctx.broker.config.node_id,

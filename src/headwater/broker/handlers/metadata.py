@@ -29,7 +29,7 @@ CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 
 
 def broker_entry(ctx: RequestContext) -> dict[str, Any]:
-    host, port = ctx.broker.advertised
+    host, port = ctx.broker.advertised_for(ctx.listener)
     return {
         "node_id": ctx.broker.config.node_id,
         "broker_id": ctx.broker.config.node_id,

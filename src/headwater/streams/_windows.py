@@ -346,7 +346,7 @@ class SlidingEngine(_Engine):
         ts.insert(idx, row[0])
         self.rows[key].insert(idx, row)
         self._n += 1
-        heapq.heappush(self._expiry, (row[0] + self.span, self._n, key))
+        heapq.heappush(self._expiry, (row[0] + self.span + 1, self._n, key))
         return ts
 
     def _touch(self, key: Any, ts: list[int], u: int, touched: dict[Any, None] | None) -> None:
@@ -416,7 +416,9 @@ class SlidingEngine(_Engine):
 
     def _prune(self, fresh: dict[tuple[Any, int], list[Any]]) -> None:
         assert self.store is not None
-        gone = self.stream_time - self.span  # rows at or before this are in no open window
+        # Rows at or before ``gone`` are in no open window and start none: a row at t is kept
+        # while the window starting at t + 1 is open, so a restore can derive that window.
+        gone = self.stream_time - self.span - 1
         while self._expiry and self._expiry[0][0] <= self.stream_time:
             key = heapq.heappop(self._expiry)[2]
             ts = self.ts.get(key)

@@ -107,6 +107,7 @@ def test_cli_start_loads_no_heavy_stack() -> None:
     """`headwater broker` must stay small: the CLI imports the sinks', registry's and
     dashboard's libraries only when their commands run."""
     heavy = ["pyarrow", "duckdb", "sqlalchemy", "starlette", "uvicorn", "fastavro", "httpx"]
+    heavy.append("cryptography")  # TLS listeners and `certs create` load it when they run
     probe = (
         "import sys, headwater.cli._app, headwater.broker; "
         f"print([m for m in {heavy!r} if m in sys.modules])"

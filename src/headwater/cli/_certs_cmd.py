@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from headwater.cli._common import fail
-from headwater.security._certs import DEFAULT_HOSTS, BundleExistsError, CertBundle, write_bundle
+
+if TYPE_CHECKING:
+    from headwater.security._certs import CertBundle
+
+DEFAULT_HOSTS = ("localhost", "127.0.0.1")
 
 app = typer.Typer(
     help="Create certificates for trying TLS locally (not for production).", no_args_is_help=True
@@ -55,6 +59,9 @@ def create(
 ) -> None:
     """Write a private CA, a server certificate and client certificates as PEM files."""
     try:
+        # Imported here: cryptography is large, and every other command starts without it.
+        from headwater.security._certs import BundleExistsError, write_bundle
+
         bundle = write_bundle(
             out, hosts=host or DEFAULT_HOSTS, clients=client or (), days=days, overwrite=force
         )

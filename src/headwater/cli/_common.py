@@ -38,20 +38,13 @@ def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
 
 
 def load_client_properties(path: Path | None) -> dict[str, str]:
-    """Client settings from a Kafka-style properties file (``key=value``, ``#`` comments)."""
+    """Client settings from a Kafka-style properties file given with ``--command-config``."""
     if path is None:
         return {}
+    # Imported here: the broker command shares this module and must not load the client.
+    from headwater.client._security import ClientConfigError, read_client_properties
+
     try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise fail(f"cannot read client properties {path}: {exc.strerror}") from None
-    settings: dict[str, str] = {}
-    for number, line in enumerate(lines, 1):
-        text = line.strip()
-        if not text or text.startswith(("#", "!")):
-            continue
-        key, sep, value = text.partition("=")
-        if not sep:
-            raise fail(f"{path}:{number}: {text!r} is not key=value")
-        settings[key.strip()] = value.strip()
-    return settings
+        return read_client_properties(path)
+    except ClientConfigError as exc:
+        raise fail(str(exc)) from None

@@ -55,6 +55,13 @@ from headwater.client._replication import (
     replication_for,
 )
 from headwater.client._scram_admin import ScramUsers
+from headwater.client._security import (
+    ClientConfigError,
+    client_security,
+    read_client_properties,
+    set_client_security,
+    with_security,
+)
 from headwater.client._serde import (
     BytesSerde,
     JsonSerde,
@@ -79,6 +86,7 @@ __all__ = [
     "BoundedCalls",
     "BytesSerde",
     "CallStuck",
+    "ClientConfigError",
     "ClusterMetadata",
     "ClusterSettings",
     "ConfigValue",
@@ -116,6 +124,7 @@ __all__ = [
     "TransactionListing",
     "WireError",
     "add_lineage",
+    "client_security",
     "cluster_replication",
     "committed_offsets",
     "consume",
@@ -131,12 +140,15 @@ __all__ = [
     "new_producer",
     "produce_all",
     "producer_config",
+    "read_client_properties",
     "read_lineage",
     "read_to_end",
     "replication_for",
     "serde",
     "serialize_many",
+    "set_client_security",
     "watermarks",
+    "with_security",
 ]
 
 if TYPE_CHECKING:

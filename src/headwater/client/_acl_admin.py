@@ -26,6 +26,7 @@ from confluent_kafka.admin import (
 from confluent_kafka.admin import ResourceType as CkResourceType
 
 from headwater.client._admin import AdminError
+from headwater.client._security import with_security
 from headwater.security._acl import (
     AclBinding,
     AclBindingFilter,
@@ -119,7 +120,7 @@ class AclAdmin:
     """Create, list and delete ACL bindings on any Kafka-compatible cluster."""
 
     def __init__(self, bootstrap: str, extra: dict[str, Any] | None = None) -> None:
-        self._client = AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})
+        self._client = AdminClient(with_security({"bootstrap.servers": bootstrap, **(extra or {})}))
 
     def create(self, bindings: Sequence[AclBinding]) -> None:
         """Create every binding; AdminError names each one the cluster refused and why.

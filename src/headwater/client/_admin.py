@@ -28,6 +28,7 @@ from headwater.client._replication import (
     wait_until_led,
     with_factor,
 )
+from headwater.client._security import with_security
 
 _TIMEOUT_S = 30.0
 
@@ -79,7 +80,7 @@ class Admin:
 
     def __init__(self, bootstrap: str, extra: dict[str, Any] | None = None) -> None:
         self._bootstrap = bootstrap
-        self._client = AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})
+        self._client = AdminClient(with_security({"bootstrap.servers": bootstrap, **(extra or {})}))
         self._replication: Replication | None = None
 
     def replication(self) -> Replication:

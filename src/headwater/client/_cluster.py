@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from headwater.client._security import with_security
+
 
 @dataclass(frozen=True, slots=True)
 class PartitionState:
@@ -44,7 +46,7 @@ def describe_cluster(bootstrap: str, timeout_s: float = 10.0) -> ClusterMetadata
     None rather than an error, because callers poll this while nodes start or restart.
     librdkafka's own logging is off: a refused connection to a node that is down is expected.
     """
-    client = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    client = AdminClient(with_security({"bootstrap.servers": bootstrap, "log_level": 0}))
     try:
         metadata = client.list_topics(timeout=timeout_s)
     except KafkaException:

@@ -16,6 +16,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 
 from headwater.client._cluster import PartitionState
+from headwater.client._security import with_security
 
 #: ConfigSource names as the doctor reports them: where a value was set.
 _SOURCES = {
@@ -109,7 +110,7 @@ def inspect_cluster(bootstrap: str, timeout_s: float = 30.0) -> ClusterSettings:
     cannot be read is noted in ``errors`` instead, because a doctor that stops at the first
     broker that is down would say nothing when it matters most.
     """
-    client = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    client = AdminClient(with_security({"bootstrap.servers": bootstrap, "log_level": 0}))
     try:
         metadata = client.list_topics(timeout=timeout_s)
     except KafkaException as exc:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from headwater.client._security import with_security
+
 PRODUCER_PROFILES: dict[str, dict[str, Any]] = {
     # Nothing acknowledged is lost: acks from the fsync policy, idempotent retries.
     "durable": {
@@ -47,13 +49,15 @@ def producer_config(
         raise ValueError(
             f"unknown producer profile {profile!r}; choose one of {', '.join(PRODUCER_PROFILES)}"
         )
-    return {"bootstrap.servers": bootstrap, **PRODUCER_PROFILES[profile], **(overrides or {})}
+    return with_security(
+        {"bootstrap.servers": bootstrap, **PRODUCER_PROFILES[profile], **(overrides or {})}
+    )
 
 
 def consumer_config(
     bootstrap: str, group_id: str | None, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, **CONSUMER_DEFAULTS}
+    config: dict[str, Any] = with_security({"bootstrap.servers": bootstrap, **CONSUMER_DEFAULTS})
     if group_id is None:
         # librdkafka requires a group id even for assign()-only consumers; never commit it.
         config["group.id"] = "headwater-cli"

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from headwater.client._security import with_security
+
 #: More copies cost disk and network without surviving more than the usual one-node failure.
 REPLICATION_FACTOR_MAX = 3
 #: With three replicas, two in sync: one node down still takes acks=all writes.
@@ -70,7 +72,7 @@ def replication_of(client: AdminClient, timeout_s: float = 30.0) -> Replication:
 
 def cluster_replication(bootstrap: str, timeout_s: float = 30.0) -> Replication:
     """:func:`replication_of` for a cluster given by its bootstrap servers."""
-    return replication_of(AdminClient({"bootstrap.servers": bootstrap}), timeout_s)
+    return replication_of(AdminClient(with_security({"bootstrap.servers": bootstrap})), timeout_s)
 
 
 def new_topic(

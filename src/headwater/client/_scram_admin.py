@@ -19,6 +19,7 @@ from confluent_kafka.admin import (
 )
 
 from headwater.client._admin import AdminError, _result
+from headwater.client._security import with_security
 
 _MECHANISMS = {
     "SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256,
@@ -40,7 +41,7 @@ class ScramUsers:
     """Add, remove and list the SCRAM users of a Kafka-compatible cluster."""
 
     def __init__(self, bootstrap: str, extra: Mapping[str, Any] | None = None) -> None:
-        self._admin = AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})
+        self._admin = AdminClient(with_security({"bootstrap.servers": bootstrap, **(extra or {})}))
 
     def upsert(
         self, user: str, password: str, mechanisms: list[str], iterations: int = 8192

@@ -27,6 +27,7 @@ from confluent_kafka.admin import AdminClient
 
 from headwater.client._offsets import watermarks
 from headwater.client._replication import new_topic, replication_for, wait_until_led
+from headwater.client._security import with_security
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def ensure_topic(
     A new topic is replicated as the cluster allows (min(3, brokers), min ISR 2 at three):
     the table is the service's only copy of its state.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(with_security({"bootstrap.servers": bootstrap}))
     metadata = admin.list_topics(timeout=timeout_s)
     if topic in metadata.topics and metadata.topics[topic].error is None:
         return
@@ -105,15 +106,17 @@ class TopicTable:
         if self._create:
             ensure_topic(self.bootstrap, self.topic, self._partitions, self._configs, timeout_s)
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"headwater-table-{self.topic}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "fetch.wait.max.ms": 50,
-                "topic.metadata.refresh.interval.ms": 5000,
-                **self._consumer_overrides,
-            }
+            with_security(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "group.id": f"headwater-table-{self.topic}",
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                    "fetch.wait.max.ms": 50,
+                    "topic.metadata.refresh.interval.ms": 5000,
+                    **self._consumer_overrides,
+                }
+            )
         )
         metadata = consumer.list_topics(self.topic, timeout=timeout_s)
         found = metadata.topics.get(self.topic)
@@ -131,12 +134,14 @@ class TopicTable:
             self._next[p] = 0
         consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in ends])
         self._producer = Producer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 0,
-            }
+            with_security(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "acks": "all",
+                    "enable.idempotence": True,
+                    "linger.ms": 0,
+                }
+            )
         )
         self._thread = threading.Thread(
             target=self._follow, args=(consumer, ends), name=f"table-{self.topic}", daemon=True

@@ -3,7 +3,10 @@
 An input is a byte stream as a client would send it on one connection: size-prefixed frames.
 The stream is cut by the broker's own ``FrameReader``; each frame goes through
 ``Broker.handle_frame`` (decode, dispatch, handler, response encoding) in order, and the
-stream ends at the first frame that would close the connection, as on a socket.
+stream ends at the first frame that would close the connection, as on a socket. An input
+whose first frame is a SASL request runs on a SASL_PLAINTEXT listener's session (a user
+exists), so the SASL exchange and the rules before authentication are fuzzed too; the rest
+runs on a PLAINTEXT session.
 
 What counts as a finding (an exception out of ``Harness.run``):
 - any exception from the broker other than ``ProtocolError`` (which closes one connection);
@@ -30,12 +33,18 @@ from kio.schema.request_header.v2.header import RequestHeader as HeaderV2
 from kio.serial import entity_reader, entity_writer
 
 from headwater.broker import Broker, BrokerConfig, new_event_loop
+from headwater.broker._session import Session
 from headwater.protocol import ProtocolError
 from headwater.protocol._codec import decode_request, request_type, response_type
 from headwater.protocol._framing import FrameReader
+from headwater.security._credentials import CredentialStore, credentials_path
+from headwater.security._scram import ScramCredential
 
 FRAME_BYTES_MAX = 1024 * 1024
 HANDLER_BUDGET_S = 0.02
+SASL_API_KEYS = (17, 36)
+# The user the recorded SASL seeds log in as, so PLAIN seeds reach the authenticated state.
+FUZZ_USER, FUZZ_PASSWORD = "alice", "pw"
 # A fresh broker now and then: a fuzzed topic of 10,000 partitions makes later answers slow.
 INPUTS_PER_BROKER = 500
 
@@ -61,12 +70,16 @@ class Harness:
 
     def _start(self) -> Broker:
         self._generation += 1
+        data_dir = self._root / str(self._generation)
+        store = CredentialStore(credentials_path(data_dir))
+        for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+            store.upsert(FUZZ_USER, ScramCredential.from_password(mechanism, FUZZ_PASSWORD))
         config = BrokerConfig(
-            host="127.0.0.1",
-            port=0,
-            data_dir=self._root / str(self._generation),
+            data_dir=data_dir,
+            listeners="PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
             frame_bytes_max=FRAME_BYTES_MAX,
             fsync_policy="never",
+            connection_failed_authentication_delay_ms=0,
         )
         broker = Broker(config)
         self.loop.run_until_complete(broker.start())
@@ -88,14 +101,18 @@ class Harness:
             frames = FrameReader(FRAME_BYTES_MAX).feed(data)
         except ProtocolError:
             return
+        if not frames:
+            return
+        sasl = len(frames[0]) >= 2 and struct.unpack_from(">h", frames[0])[0] in SASL_API_KEYS
+        session = Session.open(self.broker.listeners[1 if sasl else 0], None)
         for frame in frames:
-            if not self._one(frame):
+            if not self._one(frame, session) or session.closing:
                 return
 
-    def _one(self, frame: bytes) -> bool:
+    def _one(self, frame: bytes, session: Session) -> bool:
         """Dispatch one frame; False when the connection would now be closed."""
         check_against_kio(frame)
-        task = self.loop.create_task(self.broker.handle_frame(frame, "fuzz:1"))
+        task = self.loop.create_task(self.broker.handle_frame(frame, "fuzz:1", session))
         self.loop.run_until_complete(asyncio.wait({task}, timeout=HANDLER_BUDGET_S))
         if not task.done():
             task.cancel()

@@ -71,6 +71,10 @@ class BrokerConfig:
     topic_defaults: dict[str, str] = dataclasses.field(default_factory=dict)
     # Serve Prometheus metrics on http://host:metrics_port/metrics; None turns it off.
     metrics_port: int | None = None
+    # HTTPS for /metrics (PEM files), and HTTP Basic authentication against the SCRAM users.
+    metrics_ssl_certfile: Path | None = None
+    metrics_ssl_keyfile: Path | None = None
+    metrics_basic_auth: bool = False
     # Listeners as Kafka writes them: "PLAINTEXT://127.0.0.1:9092,SASL_SSL://0.0.0.0:9093".
     # Empty means one PLAINTEXT listener on host:port (and advertised_host/port).
     listeners: str = ""
@@ -98,6 +102,11 @@ class BrokerConfig:
     # Secure by default: a listener reachable from other machines must authenticate its
     # clients (SASL, or SSL with ssl_client_auth=required) unless this is set.
     allow_anonymous: bool = False
+    # Kafka's authorizer.class.name: enforce the ACLs (off: every client may do everything),
+    # super.users (principals that bypass them) and allow.everyone.if.no.acl.found.
+    authorizer_enabled: bool = False
+    super_users: list[str] = dataclasses.field(default_factory=list)
+    allow_everyone_if_no_acl_found: bool = False
     # Test-only fault hooks: never enable in production.
     fault_hooks: bool = False
     # Test-only: write sample request frames here, the request fuzzer's seed corpus.
@@ -167,6 +176,12 @@ class BrokerConfig:
         for name in ("connections_max_reauth_ms", "connection_failed_authentication_delay_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        for principal in self.super_users:
+            if ":" not in principal:
+                raise ValueError(
+                    f"super_users: {principal!r} is not a principal; write it as Kafka does, "
+                    "e.g. User:admin"
+                )
         for listener in listeners:
             if listener.tls and (self.ssl_certfile is None or self.ssl_keyfile is None):
                 raise ValueError(
@@ -215,7 +230,13 @@ def _convert(name: str, value: Any) -> Any:
     kind = type(getattr(BrokerConfig(), name))
     if name in ("advertised_host", "ssl_key_password"):
         return None if value in (None, "") else str(value)
-    if name in ("ssl_certfile", "ssl_keyfile", "ssl_cafile"):
+    if name in (
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_cafile",
+        "metrics_ssl_certfile",
+        "metrics_ssl_keyfile",
+    ):
         return None if value in (None, "") else Path(value)
     if name in ("advertised_port", "metrics_port"):
         return None if value in (None, "") else int(value)
@@ -225,6 +246,10 @@ def _convert(name: str, value: Any) -> Any:
         return None if value in (None, "") else Path(value)
     if name in ("group_consumer_assignors", "sasl_enabled_mechanisms"):
         items = value.split(",") if isinstance(value, str) else list(value)
+        return [str(item).strip() for item in items if str(item).strip()]
+    if name == "super_users":
+        # Kafka separates super.users with ";": a certificate principal may hold commas.
+        items = value.split(";") if isinstance(value, str) else list(value)
         return [str(item).strip() for item in items if str(item).strip()]
     if name == "topic_defaults":
         if not isinstance(value, Mapping):

@@ -1,8 +1,9 @@
 """The asyncio shell of the broker: sockets, framing, dispatch and background tasks.
 
-Request path per connection: read frame → (authenticate → authorise, once TLS/SASL/ACLs
-arrive) → handler → response, answered in request order. Handlers run concurrently so a
-long-polling fetch never blocks a produce pipelined behind it on the same connection.
+Request path per connection: read frame → authenticate (TLS/SASL session) → handler, which
+authorises what it touches (``_authorize``) → response, answered in request order. Handlers
+run concurrently so a long-polling fetch never blocks a produce pipelined behind it on the
+same connection.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from headwater.security._credentials import CredentialStore, credentials_path
 from headwater.storage._durable_file import read_json, write_json
 
 if TYPE_CHECKING:
+    from headwater.security._acl import Authorizer
     from headwater.security._tls import PrincipalMapper, ServerTls
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,9 @@ class Broker:
         self.metrics = BrokerMetrics()
         self._bad_input = RateLimitedLog(log)
         self.auth_failures = RateLimitedLog(log)
+        self.authorization_denials = RateLimitedLog(logging.getLogger("headwater.authorizer"))
+        # Set at start when config.authorizer_enabled; None means everyone may do everything.
+        self.authorizer: Authorizer | None = None
         self.listeners = config.listener_list()
         self._advertised = config.advertised_map()
         self._servers: dict[str, asyncio.Server] = {}
@@ -163,6 +168,10 @@ class Broker:
         self.offsets = OffsetStore(self.config.data_dir, now)
         self.acls = AclStore(acl_path(self.config.data_dir))
         self.credentials = CredentialStore(credentials_path(self.config.data_dir))
+        if self.config.authorizer_enabled:
+            self.authorizer = self.acls.authorizer(
+                frozenset(self.config.super_users), self.config.allow_everyone_if_no_acl_found
+            )
         self.groups = GroupsShell(self)
         self._tasks.add(asyncio.create_task(self.committer.run()))
         self.transactions = TransactionCoordinator(self)
@@ -177,8 +186,18 @@ class Broker:
             )
         self._server = self._servers[self.listeners[0].name]
         if self.config.metrics_port is not None:
+            auth = None
+            if self.config.metrics_basic_auth:
+                from headwater.security._http_auth import BasicAuth
+
+                auth = BasicAuth(self.credentials, realm="headwater-metrics")
             self.metrics_server = MetricsServer(
-                self.metrics.registry, self.config.host, self.config.metrics_port
+                self.metrics.registry,
+                self.config.host,
+                self.config.metrics_port,
+                certfile=self.config.metrics_ssl_certfile,
+                keyfile=self.config.metrics_ssl_keyfile,
+                auth=auth,
             )
         for coro in (self.groups.run(), self._maintenance(), self._expire_transactions()):
             task = asyncio.create_task(coro)
@@ -443,14 +462,19 @@ class Broker:
         self.metrics.connections_closed.labels(reason).inc()
         self._bad_input.warning("closing connection peer=%s reason=%s", conn.client, exc)
 
-    async def handle_frame(self, frame: bytes, client: str = "local:0") -> bytes | None:
+    async def handle_frame(
+        self, frame: bytes, client: str = "local:0", session: Session | None = None
+    ) -> bytes | None:
         """Answer one request frame (without its size prefix) as a connection would.
 
         Returns the size-prefixed response, or None when the request takes none (acks=0).
-        Raises ``ProtocolError`` for input that closes a connection. The request fuzzer and
-        its regression tests drive the broker through this, without sockets.
+        Raises ``ProtocolError`` for input that closes a connection. ``session`` carries a
+        connection's authentication across frames (a new one on the first listener if None).
+        The request fuzzer and its regression tests drive the broker through this, without
+        sockets.
         """
-        session = Session.open(self.listeners[0], None)
+        if session is None:
+            session = Session.open(self.listeners[0], None)
         return await self._dispatch(frame, _Connection(client, asyncio.Queue(), session))
 
     async def _dispatch(self, frame: bytes, conn: _Connection) -> bytes | None:

@@ -113,6 +113,22 @@ def broker(
             "not authenticate (refused by default).",
         ),
     ] = None,
+    authorizer: Annotated[
+        bool | None,
+        typer.Option(
+            "--authorizer/--no-authorizer",
+            help="Enforce the ACLs (Kafka's authorizer.class.name); off by default, when every "
+            "client may do everything.",
+        ),
+    ] = None,
+    super_user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--super-user",
+            help="A principal that bypasses the ACLs, e.g. User:admin (repeatable; Kafka's "
+            "super.users).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """Start the broker; any Kafka client can connect to it. Ctrl-C stops it cleanly."""
@@ -140,6 +156,8 @@ def broker(
                 "ssl_client_auth": ssl_client_auth,
                 "connections_max_reauth_ms": connections_max_reauth_ms,
                 "allow_anonymous": allow_anonymous,
+                "authorizer_enabled": authorizer,
+                "super_users": super_user or None,
             },
         )
     except (OSError, ValueError) as exc:

@@ -22,6 +22,7 @@ import jsonschema  # type: ignore[import-untyped]
 import orjson
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from headwater.client._registry_access import RegistryAccess
 from headwater.client._serde import SerdeError
 
 MAGIC = 0
@@ -49,9 +50,20 @@ def split_header(data: bytes, topic: str) -> tuple[int, memoryview]:
     return _HEADER.unpack_from(data)[1], memoryview(data)[_HEADER.size :]
 
 
-def registry_client(registry: SchemaRegistryClient | str) -> SchemaRegistryClient:
+def registry_client(
+    registry: SchemaRegistryClient | str,
+    *,
+    user_info: str | None = None,
+    ca_location: str | None = None,
+) -> SchemaRegistryClient:
+    """A client for the registry at URL ``registry``, or ``registry`` itself if it is one.
+
+    ``user_info`` (``user:password``) and ``ca_location`` default to ``HEADWATER_REGISTRY_AUTH``
+    and ``HEADWATER_REGISTRY_CA`` (see ``headwater.client._registry_access``).
+    """
     if isinstance(registry, str):
-        return SchemaRegistryClient({"url": registry})
+        access = RegistryAccess.resolve(user_info, ca_location)
+        return SchemaRegistryClient({"url": registry, **access.confluent_conf()})
     return registry
 
 
@@ -69,10 +81,12 @@ class _RegistrySerde:
         auto_register: bool = True,
         use_latest: bool = False,
         schema_id: int | None = None,
+        registry_auth: str | None = None,
+        registry_ca: str | None = None,
     ) -> None:
         if schema is None and schema_id is None and not use_latest:
             raise ValueError("give a schema, a pinned schema_id or use_latest=True")
-        self.client = registry_client(registry)
+        self.client = registry_client(registry, user_info=registry_auth, ca_location=registry_ca)
         self.schema = schema
         self.subject_for = subject_for
         self.auto_register = auto_register

@@ -3,6 +3,10 @@
 The demo and the tests run the console beside a broker and a pipeline in one process, so the
 server owns a thread and its own event loop instead of taking over the main one. The socket is
 bound before the thread starts, so port 0 becomes a real port and ``url`` is known at once.
+
+With ``ssl_certfile``/``ssl_keyfile`` it serves HTTPS; with ``auth`` every page and API call
+needs HTTP Basic credentials of one of the broker's SCRAM users (any role: the console only
+reads), except ``/api/health`` so that load balancers can probe it.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
 from headwater.console._app import create_console
 from headwater.console._source import MetricsSource
+from headwater.security._http_auth import BasicAuth, BasicAuthMiddleware
 
 # Startup is a few milliseconds; the bound is for a machine busy with other work.
 _START_TIMEOUT_S = 60.0
@@ -28,7 +35,21 @@ class ConsoleError(RuntimeError):
 class ConsoleServer:
     """Serves ``create_console(source)`` on ``host:port`` until ``stop()``; port 0 picks one."""
 
-    def __init__(self, source: MetricsSource, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        source: MetricsSource,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_certfile: str | Path | None = None,
+        ssl_keyfile: str | Path | None = None,
+        auth: BasicAuth | None = None,
+    ) -> None:
+        if (ssl_certfile is None) != (ssl_keyfile is None):
+            raise ConsoleError("HTTPS needs both ssl_certfile and ssl_keyfile")
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile = ssl_keyfile
+        self.auth = auth
         self.source = source
         self.host = host
         self.port = port
@@ -39,11 +60,12 @@ class ConsoleServer:
 
     @property
     def url(self) -> str:
-        """``http://host:port`` of the running console."""
+        """``http://host:port`` (``https://`` with TLS) of the running console."""
         if self._server is None:
             raise ConsoleError("the console is not started; call start() first")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "http" if self.ssl_certfile is None else "https"
+        return f"{scheme}://{host}:{self.port}"
 
     def start(self) -> ConsoleServer:
         if self._server is not None:
@@ -61,14 +83,41 @@ class ConsoleServer:
             ) from None
         self.port = sock.getsockname()[1]
         self._socket = sock
-        config = uvicorn.Config(
-            create_console(self.source), log_level="warning", lifespan="off", access_log=False
-        )
+        try:
+            config = self._config()
+        except ConsoleError:
+            self._close_socket()
+            raise
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="headwater-console", daemon=True)
         self._thread.start()
         self._wait_started()
         return self
+
+    def _config(self) -> uvicorn.Config:
+        app: Any = create_console(self.source)
+        if self.auth is not None:
+            # Read-only: nothing to refuse by method; the routes only answer GET anyway.
+            app = BasicAuthMiddleware(
+                app, self.auth, write_methods=(), public_paths=("/api/health",)
+            )
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            ssl_certfile=None if self.ssl_certfile is None else str(self.ssl_certfile),
+            ssl_keyfile=None if self.ssl_keyfile is None else str(self.ssl_keyfile),
+        )
+        try:
+            # Here rather than in the server thread, so a bad certificate is reported as such.
+            config.load()
+        except (OSError, ValueError) as exc:
+            raise ConsoleError(
+                f"cannot load the console's TLS certificate ssl_certfile={self.ssl_certfile} "
+                f"ssl_keyfile={self.ssl_keyfile}: {exc}"
+            ) from None
+        return config
 
     def _run(self) -> None:
         assert self._server is not None and self._socket is not None

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from headwater.client import Admin, AdminError
+from headwater.client._registry_access import RegistryAccess
 from headwater.governance._contract import Contract, ContractError
 
 VALIDATION_CONFIG = "headwater.schema.validation"
@@ -26,8 +27,9 @@ def _topic_configs(contract: Contract) -> dict[str, str]:
     return configs
 
 
-def _registry(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, headers={"Content-Type": _CT}, timeout=_TIMEOUT_S)
+def _registry(url: str, access: RegistryAccess | None) -> httpx.Client:
+    options = (access or RegistryAccess.resolve()).httpx_options()
+    return httpx.Client(base_url=url, headers={"Content-Type": _CT}, timeout=_TIMEOUT_S, **options)
 
 
 def _schema_body(contract: Contract) -> dict[str, Any]:
@@ -42,8 +44,17 @@ def _refused(what: str, answer: httpx.Response) -> ContractError:
     return ContractError(f"{what}: registry answered {answer.status_code}: {message}")
 
 
-def apply(contract: Contract, bootstrap: str, registry_url: str) -> list[str]:
-    """Create or update the topic, set compatibility, register the schema; returns actions."""
+def apply(
+    contract: Contract,
+    bootstrap: str,
+    registry_url: str,
+    *,
+    access: RegistryAccess | None = None,
+) -> list[str]:
+    """Create or update the topic, set compatibility, register the schema; returns actions.
+
+    ``access``: Basic credentials and CA for the registry, else from the environment.
+    """
     done: list[str] = []
     admin = Admin(bootstrap)
     configs = _topic_configs(contract)
@@ -60,7 +71,7 @@ def apply(contract: Contract, bootstrap: str, registry_url: str) -> list[str]:
             done.append(f"set configs of {contract.topic}: {configs}")
     except AdminError as exc:
         raise ContractError(f"topic {contract.topic!r}: {exc}") from None
-    with _registry(registry_url) as http:
+    with _registry(registry_url, access) as http:
         answer = http.put(
             f"/config/{contract.subject}", json={"compatibility": contract.compatibility}
         )
@@ -74,7 +85,13 @@ def apply(contract: Contract, bootstrap: str, registry_url: str) -> list[str]:
     return done
 
 
-def check(contract: Contract, bootstrap: str, registry_url: str) -> list[str]:
+def check(
+    contract: Contract,
+    bootstrap: str,
+    registry_url: str,
+    *,
+    access: RegistryAccess | None = None,
+) -> list[str]:
     """Where the cluster or the registry differs from ``contract``; empty when they match."""
     drift: list[str] = []
     admin = Admin(bootstrap)
@@ -91,7 +108,7 @@ def check(contract: Contract, bootstrap: str, registry_url: str) -> list[str]:
             actual = info.configs.get(name, ("<unset>", True))[0]
             if actual != wanted:
                 drift.append(f"topic {contract.topic} {name}={actual}, contract says {wanted}")
-    with _registry(registry_url) as http:
+    with _registry(registry_url, access) as http:
         drift += _registry_drift(contract, http)
     return drift
 

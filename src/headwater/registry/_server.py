@@ -2,6 +2,10 @@
 
 Nothing is kept on local disk; the state is rebuilt from the topic on every start, which is
 why a restarted registry, or a second one, answers with the same schemas and ids.
+
+With ``ssl_certfile``/``ssl_keyfile`` it serves HTTPS (uvicorn's TLS); with ``auth`` every
+request logs in with HTTP Basic against the broker's SCRAM users, and only read-write users
+may change anything (see docs/security.md, "HTTP services").
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -16,6 +22,7 @@ from headwater.client._topic_table import TopicTable
 from headwater.registry._http import build_app
 from headwater.registry._service import Registry
 from headwater.registry._state import SCHEMAS_TOPIC, RegistryState
+from headwater.security._http_auth import BasicAuth, BasicAuthMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +40,15 @@ class RegistryServer:
         *,
         topic: str = SCHEMAS_TOPIC,
         write_timeout_s: float = 30.0,
+        ssl_certfile: str | Path | None = None,
+        ssl_keyfile: str | Path | None = None,
+        auth: BasicAuth | None = None,
     ) -> None:
+        if (ssl_certfile is None) != (ssl_keyfile is None):
+            raise ValueError("HTTPS needs both ssl_certfile and ssl_keyfile")
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile = ssl_keyfile
+        self.auth = auth
         self.bootstrap = bootstrap
         self.host = host
         self.port = port
@@ -49,17 +64,32 @@ class RegistryServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "http" if self.ssl_certfile is None else "https"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
 
     def _uvicorn(self) -> uvicorn.Server:
+        app: Any = build_app(self.registry)
+        if self.auth is not None:
+            app = BasicAuthMiddleware(app, self.auth)
         config = uvicorn.Config(
-            build_app(self.registry),
+            app,
             host=self.host,
             port=self.port,
             log_level="warning",
             lifespan="off",
             access_log=False,
+            ssl_certfile=None if self.ssl_certfile is None else str(self.ssl_certfile),
+            ssl_keyfile=None if self.ssl_keyfile is None else str(self.ssl_keyfile),
         )
+        try:
+            # Now rather than in the server thread, so a bad certificate is reported as such.
+            config.load()
+        except (OSError, ValueError) as exc:
+            raise ValueError(
+                f"cannot load the registry's TLS certificate ssl_certfile={self.ssl_certfile} "
+                f"ssl_keyfile={self.ssl_keyfile}: {exc}"
+            ) from None
         return uvicorn.Server(config)
 
     def _bound_port(self, server: uvicorn.Server) -> int:
@@ -70,8 +100,8 @@ class RegistryServer:
 
     def start(self, timeout_s: float = _START_TIMEOUT_S) -> RegistryServer:
         """Read ``_schemas`` to its end, then listen in a background thread."""
-        self._table.start(timeout_s)
         server = self._server = self._uvicorn()
+        self._table.start(timeout_s)
         self._thread = threading.Thread(target=server.run, name="registry-http", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout_s

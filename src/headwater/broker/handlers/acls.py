@@ -6,9 +6,11 @@ literal-only, is gone from Kafka 4 and so from here.
 
 The bindings live in ``broker.acls`` (``headwater.security._acl_store.AclStore``). Errors are
 per binding (CreateAcls) or per filter (DeleteAcls): INVALID_REQUEST with Kafka's message for
-a binding or filter Kafka refuses. For now anyone may call these APIs; once authorisation is
-enforced, Kafka's rule applies: DESCRIBE on the CLUSTER resource for DescribeAcls, ALTER on it
-for CreateAcls and DeleteAcls (CLUSTER_AUTHORIZATION_FAILED otherwise).
+a binding or filter Kafka refuses.
+
+Authorises DESCRIBE on the cluster (DescribeAcls) and ALTER on it (CreateAcls, DeleteAcls),
+CLUSTER_AUTHORIZATION_FAILED otherwise. With the authorizer off anyone may call them (Kafka
+answers SECURITY_DISABLED then; here the ACLs can be prepared before they are enforced).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from headwater.broker import _authorize
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
 from headwater.security._acl import (
@@ -32,6 +35,8 @@ from headwater.security._acl import (
 log = logging.getLogger(__name__)
 
 UNKNOWN_SERVER_ERROR = -1
+_CLUSTER_REFUSED = _authorize.CLUSTER_AUTHORIZATION_FAILED
+_REFUSED = {"error_code": _CLUSTER_REFUSED, "error_message": _authorize.MESSAGES[_CLUSTER_REFUSED]}
 
 
 def _filter(
@@ -70,6 +75,8 @@ def _binding(creation: Any) -> AclBinding:
 
 @handles(29, "DescribeAcls", 1, 3)
 async def describe_acls(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not _authorize.allowed_cluster(ctx, _authorize.DESCRIBE):
+        return {"throttle_time": 0, **_REFUSED, "resources": []}
     acl_filter = _filter(
         request.resource_type_filter,
         request.resource_name_filter,
@@ -111,6 +118,8 @@ async def describe_acls(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 @handles(30, "CreateAcls", 1, 3)
 async def create_acls(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not _authorize.allowed_cluster(ctx, _authorize.ALTER):
+        return {"throttle_time": 0, "results": [_REFUSED for _ in request.creations]}
     bindings = [_binding(c) for c in request.creations]
     results = ctx.broker.acls.create(bindings)
     for binding, (code, _) in zip(bindings, results, strict=True):
@@ -135,6 +144,9 @@ async def create_acls(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 @handles(31, "DeleteAcls", 1, 3)
 async def delete_acls(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not _authorize.allowed_cluster(ctx, _authorize.ALTER):
+        refused = {**_REFUSED, "matching_acls": []}
+        return {"throttle_time": 0, "filter_results": [refused for _ in request.filters]}
     filters = [
         _filter(
             f.resource_type_filter,

@@ -5,6 +5,11 @@ DescribeConfigs v1 adds synonyms and sources, v3 types and documentation, v4 fle
 encoding. Every standard topic config is answered with its value and source, and with Kafka's
 synonyms: the override, then the broker config of Kafka's name for it (``log.retention.bytes``
 for retention.bytes). Broker configs are described read-only (set by file, env or flag).
+
+Authorises DESCRIBE_CONFIGS (DescribeConfigs) or ALTER_CONFIGS (AlterConfigs,
+IncrementalAlterConfigs) on each topic resource (TOPIC_AUTHORIZATION_FAILED) or on the cluster
+for broker resources (CLUSTER_AUTHORIZATION_FAILED), and DESCRIBE on the cluster
+(DescribeLogDirs).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import shutil
 from collections.abc import Sequence
 from typing import Any
 
+from headwater.broker import _authorize
 from headwater.broker import _topic_config as tc
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
@@ -23,6 +29,22 @@ UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_CONFIG = 40
 INVALID_REQUEST = 42
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+BROKER_LOGGER = 8
+
+
+def _config_refusal(ctx: RequestContext, operation: Any, resource: Any) -> int:
+    """Kafka's check of one config resource: the topic's, or the cluster's for a broker."""
+    if ctx.broker.authorizer is None:
+        return 0
+    if resource.resource_type == TOPIC:
+        if ctx.allowed(operation, _authorize.TOPIC, resource.resource_name):
+            return 0
+        return _authorize.TOPIC_AUTHORIZATION_FAILED
+    if resource.resource_type in (BROKER, BROKER_LOGGER):
+        if _authorize.allowed_cluster(ctx, operation):
+            return 0
+        return _authorize.CLUSTER_AUTHORIZATION_FAILED
+    return 0
 
 
 def _broker_configs(ctx: RequestContext) -> dict[str, tuple[str, int]]:
@@ -93,7 +115,10 @@ async def describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
             "configs": [],
         }
         keys = set(resource.configuration_keys) if resource.configuration_keys else None
-        if resource.resource_type == TOPIC:
+        refused = _config_refusal(ctx, _authorize.DESCRIBE_CONFIGS, resource)
+        if refused:
+            result["error_code"] = refused
+        elif resource.resource_type == TOPIC:
             topic = topics.topics.get(resource.resource_name)
             if topic is None:
                 result["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
@@ -134,6 +159,10 @@ def _alter(
         "resource_type": resource.resource_type,
         "resource_name": resource.resource_name,
     }
+    refused = _config_refusal(ctx, _authorize.ALTER_CONFIGS, resource)
+    if refused:
+        out["error_code"] = refused
+        return out
     if resource.resource_type != TOPIC:
         out["error_code"] = INVALID_REQUEST
         out["error_message"] = "only topic configs can be altered at run time"
@@ -194,6 +223,12 @@ async def incremental_alter_configs(ctx: RequestContext, request: Any) -> dict[s
 
 @handles(35, "DescribeLogDirs", 1, 4)
 async def describe_log_dirs(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not _authorize.allowed_cluster(ctx, _authorize.DESCRIBE):
+        return {
+            "throttle_time": 0,
+            "error_code": _authorize.CLUSTER_AUTHORIZATION_FAILED,
+            "results": [],
+        }
     topics = ctx.broker.topics
     wanted: dict[str, list[int]] | None = None
     if request.topics is not None:

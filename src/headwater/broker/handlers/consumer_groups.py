@@ -5,16 +5,21 @@ member id (v0 lets the coordinator generate one on the first heartbeat). Consume
 v1 adds each member's type (1: consumer protocol; classic members never join these groups
 here). A client picks this protocol with ``group.protocol=consumer``. Authorised operations
 are answered as DescribeGroups answers them.
+
+Authorises READ on the group and DESCRIBE on each subscribed topic name (ConsumerGroupHeartbeat:
+one refused topic is TOPIC_AUTHORIZATION_FAILED for the heartbeat, as in Kafka) and DESCRIBE
+on each group (ConsumerGroupDescribe).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from headwater.broker import _authorize
 from headwater.broker._consumer_types import HeartbeatRequest
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
-from headwater.broker.handlers.groups import group_operations
+from headwater.broker.handlers.groups import OPERATIONS_UNKNOWN, group_operations
 from headwater.protocol._codec import millis
 
 MEMBER_TYPE_CONSUMER = 1
@@ -24,6 +29,15 @@ MEMBER_TYPE_CONSUMER = 1
 async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> dict[str, Any]:
     names = request.subscribed_topic_names
     owned = request.topic_partitions
+    refusal = _heartbeat_refusal(ctx, request.group_id, names)
+    if refusal:
+        return {
+            "throttle_time": 0,
+            "error_code": refusal,
+            "error_message": _authorize.MESSAGES[refusal],
+            "member_epoch": -1,
+            "heartbeat_interval": 0,
+        }
     result = ctx.broker.groups.consumer_heartbeat(
         HeartbeatRequest(
             group_id=request.group_id,
@@ -62,6 +76,16 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> dict[st
     }
 
 
+def _heartbeat_refusal(ctx: RequestContext, group_id: str, names: Any) -> int:
+    if ctx.broker.authorizer is None:
+        return 0
+    if not ctx.allowed(_authorize.READ, _authorize.GROUP, group_id):
+        return _authorize.GROUP_AUTHORIZATION_FAILED
+    if names and _authorize.denied_topics(ctx, _authorize.DESCRIBE, names):
+        return _authorize.TOPIC_AUTHORIZATION_FAILED
+    return 0
+
+
 def _assignment(parts: list[tuple[Any, str, tuple[int, ...]]]) -> dict[str, Any]:
     return {
         "topic_partitions": [
@@ -75,6 +99,22 @@ def _assignment(parts: list[tuple[Any, str, tuple[int, ...]]]) -> dict[str, Any]
 async def consumer_group_describe(ctx: RequestContext, request: Any) -> dict[str, Any]:
     out = []
     for group_id in request.group_ids:
+        if not ctx.allowed(_authorize.DESCRIBE, _authorize.GROUP, group_id):
+            code = _authorize.GROUP_AUTHORIZATION_FAILED
+            out.append(
+                {
+                    "error_code": code,
+                    "error_message": _authorize.MESSAGES[code],
+                    "group_id": group_id,
+                    "group_state": "",
+                    "group_epoch": -1,
+                    "assignment_epoch": -1,
+                    "assignor_name": "",
+                    "members": [],
+                    "authorized_operations": OPERATIONS_UNKNOWN,
+                }
+            )
+            continue
         desc = ctx.broker.groups.core.consumer_describe(group_id)
         out.append(
             {
@@ -102,7 +142,7 @@ async def consumer_group_describe(ctx: RequestContext, request: Any) -> dict[str
                     for m in desc.members
                 ],
                 "authorized_operations": group_operations(
-                    request.include_authorized_operations, desc.error_code
+                    ctx, group_id, request.include_authorized_operations, desc.error_code
                 ),
             }
         )

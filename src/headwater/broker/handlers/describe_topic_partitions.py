@@ -8,6 +8,10 @@ limit cuts a topic short, or leaves the next topic out, ``next_cursor`` names th
 partition to ask for next. A request with a cursor starts there; its topic list must then
 contain the cursor's topic. An empty topic list means every (non-internal) topic, and topics
 that do not exist are then left out rather than reported.
+
+Authorises DESCRIBE on each topic: a named one is TOPIC_AUTHORIZATION_FAILED whether it exists
+or not, an all-topics answer leaves it out; with the authorizer on, each topic's authorised
+operations are answered (Kafka always fills them in; without an authorizer they are unknown).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from headwater.broker import _authorize
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
 from headwater.broker._topics import Topic, check_topic_name
@@ -56,6 +61,9 @@ def _topic(ctx: RequestContext, topic: Topic, first: int, limit: int) -> tuple[d
         "partitions": [_partition(node, index) for index in range(first, end)],
         "topic_authorized_operations": OPERATIONS_UNKNOWN,
     }
+    bits = _authorize.operations(ctx, _authorize.TOPIC, topic.name)
+    if bits is not None:
+        entry["topic_authorized_operations"] = bits
     return entry, (end if end < count else -1)
 
 
@@ -70,8 +78,12 @@ async def describe_topic_partitions(ctx: RequestContext, request: Any) -> dict[s
     cursor = request.cursor
     after = cursor.topic_name if cursor is not None else ""
     fetch_all = not request.topics
+    denied: frozenset[str] = frozenset()
     if fetch_all:
         names = sorted(name for name, t in topics.items() if not t.internal and name >= after)
+        if ctx.broker.authorizer is not None:
+            hidden = _authorize.denied_topics(ctx, _authorize.DESCRIBE, names, refusal=False)
+            names = [name for name in names if name not in hidden]
     else:
         names = sorted({t.name for t in request.topics if t.name >= after})
         if cursor is not None and cursor.topic_name not in names:
@@ -82,6 +94,8 @@ async def describe_topic_partitions(ctx: RequestContext, request: Any) -> dict[s
                     {**_missing(t.name), "error_code": INVALID_REQUEST} for t in request.topics
                 ],
             }
+        # Refused before the lookup, so the answer never tells whether the topic exists.
+        denied = _authorize.denied_topics(ctx, _authorize.DESCRIBE, names)
     remaining = min(PARTITIONS_PER_RESPONSE_MAX, request.response_partition_limit)
     out: list[dict[str, Any]] = []
     next_cursor = None
@@ -90,6 +104,9 @@ async def describe_topic_partitions(ctx: RequestContext, request: Any) -> dict[s
             # Every earlier topic is complete; the next response starts with this one.
             next_cursor = {"topic_name": name, "partition_index": 0}
             break
+        if name in denied:
+            out.append({**_missing(name), "error_code": _authorize.TOPIC_AUTHORIZATION_FAILED})
+            continue
         topic = topics.get(name)
         if topic is None:
             if not fetch_all:

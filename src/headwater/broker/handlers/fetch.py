@@ -10,6 +10,9 @@ ListOffsets v7 adds the max-timestamp query (KIP-734; the 4.x Java Admin's
 (KIP-1005), v10 a timeout, v11 earliest-pending-upload (KIP-1023). There is no tiered storage
 here, so earliest-local is the log start, and the two tiered queries find no offset (-1), as
 on a Kafka broker without remote storage.
+
+Authorises READ on each topic (Fetch) and DESCRIBE on each topic (ListOffsets,
+OffsetForLeaderEpoch); a refused topic's partitions answer TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+from headwater.broker import _authorize
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
 from headwater.broker._topics import Partition
@@ -60,7 +64,7 @@ def _partition_entry(index: int, error: int, partition: Partition | None) -> dic
 
 
 def _collect(
-    ctx: RequestContext, request: Any, max_bytes: int
+    ctx: RequestContext, request: Any, max_bytes: int, denied: frozenset[str]
 ) -> tuple[list[dict[str, Any]], int, list[Partition]]:
     """One pass over the requested partitions: (response topics, bytes, partitions read)."""
     topics = ctx.broker.topics
@@ -70,7 +74,13 @@ def _collect(
     out = []
     for fetch_topic in request.topics:
         entries = []
+        refused = fetch_topic.topic in denied
         for want in fetch_topic.partitions:
+            if refused:
+                entries.append(
+                    _partition_entry(want.partition, _authorize.TOPIC_AUTHORIZATION_FAILED, None)
+                )
+                continue
             partition = topics.partition(fetch_topic.topic, want.partition)
             if partition is None:
                 entries.append(_partition_entry(want.partition, UNKNOWN_TOPIC_OR_PARTITION, None))
@@ -112,7 +122,8 @@ def _collect(
 async def fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
     max_bytes = min(request.max_bytes, ctx.broker.config.fetch_bytes_max)
     wait_ms = millis(request.max_wait)
-    responses, total, watched = _collect(ctx, request, max_bytes)
+    denied = _authorize.denied_topics(ctx, _authorize.READ, (t.topic for t in request.topics))
+    responses, total, watched = _collect(ctx, request, max_bytes, denied)
     if total < max(request.min_bytes, 1) and wait_ms > 0 and watched:
         arrived = asyncio.Event()
         for partition in watched:
@@ -123,14 +134,14 @@ async def fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
                     while True:
                         await arrived.wait()
                         arrived.clear()
-                        responses, total, _ = _collect(ctx, request, max_bytes)
+                        responses, total, _ = _collect(ctx, request, max_bytes, denied)
                         if total >= request.min_bytes:
                             break
         finally:
             for partition in watched:
                 partition.listeners.discard(arrived.set)
         if total < request.min_bytes:
-            responses, total, _ = _collect(ctx, request, max_bytes)
+            responses, total, _ = _collect(ctx, request, max_bytes, denied)
     return {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": responses}
 
 
@@ -138,11 +149,13 @@ async def fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
 async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
     topics = ctx.broker.topics
     read_committed = getattr(request, "isolation_level", 0) == 1
+    denied = _authorize.denied_topics(ctx, _authorize.DESCRIBE, (t.name for t in request.topics))
     out = []
     for want_topic in request.topics:
         entries = []
         for want in want_topic.partitions:
-            partition = topics.partition(want_topic.name, want.partition_index)
+            refused = want_topic.name in denied
+            partition = None if refused else topics.partition(want_topic.name, want.partition_index)
             entry: dict[str, Any] = {
                 "partition_index": want.partition_index,
                 "error_code": 0,
@@ -150,7 +163,9 @@ async def list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 "offset": -1,
                 "leader_epoch": -1,
             }
-            if partition is None:
+            if refused:
+                entry["error_code"] = _authorize.TOPIC_AUTHORIZATION_FAILED
+            elif partition is None:
                 entry["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
             elif ctx.version < _QUERY_MIN_VERSION.get(want.timestamp, 0):
                 entry["error_code"] = UNSUPPORTED_VERSION
@@ -188,15 +203,19 @@ def _list_offset(
 async def offset_for_leader_epoch(ctx: RequestContext, request: Any) -> dict[str, Any]:
     """A single node has had one leader epoch (0) since each partition was created."""
     topics = ctx.broker.topics
+    denied = _authorize.denied_topics(ctx, _authorize.DESCRIBE, (t.topic for t in request.topics))
     out = []
     for want_topic in request.topics:
         entries = []
+        refused = want_topic.topic in denied
         for want in want_topic.partitions:
-            partition = topics.partition(want_topic.topic, want.partition)
+            partition = None if refused else topics.partition(want_topic.topic, want.partition)
             if partition is None:
                 entries.append(
                     {
-                        "error_code": UNKNOWN_TOPIC_OR_PARTITION,
+                        "error_code": _authorize.TOPIC_AUTHORIZATION_FAILED
+                        if refused
+                        else UNKNOWN_TOPIC_OR_PARTITION,
                         "partition": want.partition,
                         "leader_epoch": -1,
                         "end_offset": -1,

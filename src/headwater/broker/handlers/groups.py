@@ -6,14 +6,20 @@ v4 KIP-394 member ids, v5 static membership, v6 flexible encoding, v7 protocol t
 the response, v8 a reason, v9 skip_assignment; LeaveGroup v3 batches members. DescribeGroups v6
 adds an error message (unknown and consumer-protocol groups are GROUP_ID_NOT_FOUND there, as in
 Kafka 4); ListGroups v5 reports and filters by group type. The KIP-848 APIs are in
-``consumer_groups``. DescribeGroups v3 asks for the authorised operations; with no authoriser
-yet they are every group operation, as Kafka answers without one.
+``consumer_groups``. DescribeGroups v3 asks for the authorised operations: every group
+operation with the authorizer off, as Kafka answers without one, the caller's own with it on.
+
+Authorises DESCRIBE on the group or transactional id (FindCoordinator, by key type), READ on
+the group (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), DESCRIBE on each group
+(DescribeGroups), DESCRIBE on the cluster or else on each group listed (ListGroups) and
+DELETE on each group (DeleteGroups).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from headwater.broker import _authorize
 from headwater.broker._context import RequestContext
 from headwater.broker._group_coordinator import JoinRequest, SyncRequest
 from headwater.broker._registry import handles
@@ -25,13 +31,39 @@ GROUP_OPERATIONS = sum(1 << op for op in (3, 6, 8, 10, 11))
 GROUP_ID_NOT_FOUND = 69
 
 
-def group_operations(asked: bool, error_code: int) -> int:
+def group_operations(ctx: RequestContext, group_id: str, asked: bool, error_code: int) -> int:
     """What a describe answers for a group's authorised operations: Kafka fills them in for
     groups it could describe, when asked."""
-    return GROUP_OPERATIONS if asked and not error_code else OPERATIONS_UNKNOWN
+    if not asked or error_code:
+        return OPERATIONS_UNKNOWN
+    bits = _authorize.operations(ctx, _authorize.GROUP, group_id)
+    return GROUP_OPERATIONS if bits is None else bits
 
 
-def _coordinator(ctx: RequestContext, key: str) -> dict[str, Any]:
+_GROUP_REFUSED = _authorize.GROUP_AUTHORIZATION_FAILED
+_TXN_KEY = 1
+
+
+def _coordinator_refusal(ctx: RequestContext, key: str, key_type: int) -> int:
+    if key_type == _TXN_KEY:
+        if ctx.allowed(_authorize.DESCRIBE, _authorize.TRANSACTIONAL_ID, key):
+            return 0
+        return _authorize.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    return 0 if ctx.allowed(_authorize.DESCRIBE, _authorize.GROUP, key) else _GROUP_REFUSED
+
+
+def _coordinator(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
+    code = _coordinator_refusal(ctx, key, key_type)
+    if code:
+        message = _authorize.MESSAGES[code]
+        return {
+            "key": key,
+            "node_id": -1,
+            "host": "",
+            "port": -1,
+            "error_code": code,
+            "error_message": message,
+        }
     host, port = ctx.broker.advertised_for(ctx.listener)
     return {
         "key": key,
@@ -48,15 +80,27 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if ctx.version >= 4:
         return {
             "throttle_time": 0,
-            "coordinators": [_coordinator(ctx, k) for k in request.coordinator_keys],
+            "coordinators": [
+                _coordinator(ctx, k, request.key_type) for k in request.coordinator_keys
+            ],
         }
-    out = _coordinator(ctx, request.key)
+    out = _coordinator(ctx, request.key, getattr(request, "key_type", 0))
     out["throttle_time"] = 0
     return out
 
 
 @handles(11, "JoinGroup", 0, 9)
 async def join_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not ctx.allowed(_authorize.READ, _authorize.GROUP, request.group_id):
+        return {
+            "throttle_time": 0,
+            "error_code": _GROUP_REFUSED,
+            "generation_id": -1,
+            "protocol_name": "",
+            "leader": "",
+            "member_id": "",
+            "members": [],
+        }
     session_ms = millis(request.session_timeout)
     rebalance = getattr(request, "rebalance_timeout", None)
     result = await ctx.broker.groups.join(
@@ -96,6 +140,14 @@ async def join_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 @handles(14, "SyncGroup", 0, 5)
 async def sync_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not ctx.allowed(_authorize.READ, _authorize.GROUP, request.group_id):
+        return {
+            "throttle_time": 0,
+            "error_code": _GROUP_REFUSED,
+            "protocol_type": None,
+            "protocol_name": None,
+            "assignment": b"",
+        }
     result = await ctx.broker.groups.sync(
         SyncRequest(
             group_id=request.group_id,
@@ -118,6 +170,8 @@ async def sync_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 @handles(12, "Heartbeat", 0, 4)
 async def heartbeat(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not ctx.allowed(_authorize.READ, _authorize.GROUP, request.group_id):
+        return {"throttle_time": 0, "error_code": _GROUP_REFUSED}
     code = ctx.broker.groups.heartbeat(
         request.group_id,
         request.member_id,
@@ -129,6 +183,8 @@ async def heartbeat(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 @handles(13, "LeaveGroup", 0, 5)
 async def leave_group(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not ctx.allowed(_authorize.READ, _authorize.GROUP, request.group_id):
+        return {"throttle_time": 0, "error_code": _GROUP_REFUSED, "members": []}
     if ctx.version >= 3:
         members = [(m.member_id, m.group_instance_id) for m in request.members]
     else:
@@ -150,6 +206,9 @@ async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     asked = bool(getattr(request, "include_authorized_operations", False))
     out = []
     for group_id in request.groups:
+        if not ctx.allowed(_authorize.DESCRIBE, _authorize.GROUP, group_id):
+            out.append(_describe_refused(group_id))
+            continue
         desc = ctx.broker.groups.core.describe(group_id)
         error, message, state = desc.error_code, None, desc.state
         if state == "Dead" and not error and group_id in ctx.broker.offsets.groups:
@@ -179,10 +238,35 @@ async def describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
                     }
                     for m in desc.members
                 ],
-                "authorized_operations": group_operations(asked, error),
+                "authorized_operations": group_operations(ctx, group_id, asked, error),
             }
         )
     return {"throttle_time": 0, "groups": out}
+
+
+def _describe_refused(group_id: str) -> dict[str, Any]:
+    return {
+        "error_code": _GROUP_REFUSED,
+        "error_message": _authorize.MESSAGES[_GROUP_REFUSED],
+        "group_id": group_id,
+        "group_state": "",
+        "protocol_type": "",
+        "protocol_data": "",
+        "members": [],
+        "authorized_operations": OPERATIONS_UNKNOWN,
+    }
+
+
+def _listable(ctx: RequestContext) -> Any:
+    """Which groups ListGroups may show: all with DESCRIBE on the cluster (or no authorizer),
+    else those the caller may describe."""
+    if ctx.broker.authorizer is None or _authorize.allowed_cluster(
+        ctx, _authorize.DESCRIBE, refusal=False
+    ):
+        return lambda group_id: True
+    return lambda group_id: _authorize.allowed(
+        ctx, _authorize.DESCRIBE, _authorize.GROUP, group_id, refusal=False
+    )
 
 
 @handles(16, "ListGroups", 0, 5)
@@ -197,13 +281,16 @@ async def list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     # protocol type (no member ever joined); Headwater keeps it in the offsets log only.
     for group_id in ctx.broker.offsets.groups:
         groups.setdefault(group_id, ("", "Empty", "classic"))
+    listable = _listable(ctx)
     return {
         "throttle_time": 0,
         "error_code": 0,
         "groups": [
             {"group_id": g, "protocol_type": ptype, "group_state": state, "group_type": gtype}
             for g, (ptype, state, gtype) in sorted(groups.items())
-            if (not states or state.lower() in states) and (not types or gtype in types)
+            if (not states or state.lower() in states)
+            and (not types or gtype in types)
+            and listable(g)
         ],
     }
 
@@ -213,6 +300,9 @@ async def delete_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     results = []
     for group_id in request.groups_names:
+        if not ctx.allowed(_authorize.DELETE, _authorize.GROUP, group_id):
+            results.append({"group_id": group_id, "error_code": _GROUP_REFUSED})
+            continue
         code = broker.groups.core.delete_group(group_id)
         has_offsets = group_id in broker.offsets.groups
         if code == GROUP_ID_NOT_FOUND and has_offsets:

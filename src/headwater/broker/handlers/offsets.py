@@ -5,12 +5,17 @@ membership, v8 flexible encoding, v9 lets KIP-848 members commit with their memb
 place of the generation (a stale one is STALE_MEMBER_EPOCH; they must use v9+). OffsetFetch v2
 lists all partitions of a group when topics is null, v7 require_stable, v8 batches several
 groups, v9 carries the member id and epoch of KIP-848 members. Commits are answered after fsync.
+
+Authorises READ on the group then READ on each topic (OffsetCommit); DESCRIBE on each group,
+then DESCRIBE on each topic (OffsetFetch: a named partition is TOPIC_AUTHORIZATION_FAILED, an
+all-offsets answer leaves it out); DELETE on the group and READ on each topic (OffsetDelete).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from headwater.broker import _authorize
 from headwater.broker._context import RequestContext
 from headwater.broker._offsets import CommittedOffset
 from headwater.broker._registry import handles
@@ -40,6 +45,9 @@ def membership_error(ctx: RequestContext, group_id: str, generation: int, member
 @handles(8, "OffsetCommit", 2, 9)
 async def offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
+    if not ctx.allowed(_authorize.READ, _authorize.GROUP, request.group_id):
+        return _every_partition(request, _authorize.GROUP_AUTHORIZATION_FAILED)
+    denied = _authorize.denied_topics(ctx, _authorize.READ, (t.name for t in request.topics))
     group_error = membership_error(
         ctx, request.group_id, request.generation_id_or_member_epoch, request.member_id
     )
@@ -49,6 +57,10 @@ async def offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
     for topic in request.topics:
         entries = []
         for p in topic.partitions:
+            if topic.name in denied:
+                code = _authorize.TOPIC_AUTHORIZATION_FAILED
+                entries.append({"partition_index": p.partition_index, "error_code": code})
+                continue
             code = group_error or broker.groups.core.commit_partition_error(
                 request.group_id,
                 request.member_id,
@@ -73,6 +85,21 @@ async def offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {"throttle_time": 0, "topics": out}
 
 
+def _every_partition(request: Any, code: int) -> dict[str, Any]:
+    return {
+        "throttle_time": 0,
+        "topics": [
+            {
+                "name": t.name,
+                "partitions": [
+                    {"partition_index": p.partition_index, "error_code": code} for p in t.partitions
+                ],
+            }
+            for t in request.topics
+        ],
+    }
+
+
 UNSTABLE_OFFSET_COMMIT = 88
 
 
@@ -86,13 +113,30 @@ def _fetch_group(
     if topics is None:
         for name, index in committed:
             wanted.setdefault(name, []).append(index)
+        # Fetching all offsets leaves out the topics the caller may not describe.
+        hidden = _authorize.denied_topics(ctx, _authorize.DESCRIBE, wanted, refusal=False)
+        for name in hidden:
+            del wanted[name]
+        denied: frozenset[str] = frozenset()
     else:
         for topic in topics:
             wanted[topic.name] = list(topic.partition_indexes)
+        denied = _authorize.denied_topics(ctx, _authorize.DESCRIBE, wanted)
     out = []
     for name, indexes in wanted.items():
         entries = []
         for index in sorted(indexes):
+            if name in denied:
+                entries.append(
+                    {
+                        "partition_index": index,
+                        "committed_offset": -1,
+                        "committed_leader_epoch": -1,
+                        "metadata": "",
+                        "error_code": _authorize.TOPIC_AUTHORIZATION_FAILED,
+                    }
+                )
+                continue
             found = committed.get((name, index))
             entries.append(
                 {
@@ -110,6 +154,10 @@ def _fetch_group(
 def _fetch_groups(ctx: RequestContext, request: Any) -> list[dict[str, Any]]:
     out = []
     for g in request.groups:
+        if not ctx.allowed(_authorize.DESCRIBE, _authorize.GROUP, g.group_id):
+            code = _authorize.GROUP_AUTHORIZATION_FAILED
+            out.append({"group_id": g.group_id, "topics": [], "error_code": code})
+            continue
         error = ctx.broker.groups.core.validate_fetch(
             g.group_id, getattr(g, "member_id", None), getattr(g, "member_epoch", -1)
         )
@@ -122,6 +170,9 @@ def _fetch_groups(ctx: RequestContext, request: Any) -> list[dict[str, Any]]:
 async def offset_fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if ctx.version >= 8:
         return {"throttle_time": 0, "groups": _fetch_groups(ctx, request)}
+    if not ctx.allowed(_authorize.DESCRIBE, _authorize.GROUP, request.group_id):
+        code = _authorize.GROUP_AUTHORIZATION_FAILED
+        return {"throttle_time": 0, "error_code": code, "topics": []}
     return {
         "throttle_time": 0,
         "error_code": 0,
@@ -137,17 +188,26 @@ GROUP_SUBSCRIBED_TO_TOPIC = 86
 @handles(47, "OffsetDelete", 0, 0)
 async def offset_delete(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
+    if not ctx.allowed(_authorize.DELETE, _authorize.GROUP, request.group_id):
+        code = _authorize.GROUP_AUTHORIZATION_FAILED
+        return {"error_code": code, "throttle_time": 0, "topics": []}
     committed = broker.offsets.fetch(request.group_id)
     if not committed and broker.groups.core.is_empty(request.group_id):
         return {"error_code": 69, "throttle_time": 0, "topics": []}  # GROUP_ID_NOT_FOUND
+    denied = _authorize.denied_topics(ctx, _authorize.READ, (t.name for t in request.topics))
     doomed = []
     out = []
     for topic in request.topics:
         entries = []
         for p in topic.partitions:
+            if topic.name in denied:
+                code = _authorize.TOPIC_AUTHORIZATION_FAILED
+                entries.append({"partition_index": p.partition_index, "error_code": code})
+                continue
             doomed.append((topic.name, p.partition_index))
             entries.append({"partition_index": p.partition_index, "error_code": 0})
         out.append({"name": topic.name, "partitions": entries})
-    last = broker.offsets.delete(request.group_id, doomed, broker.now_ms())
-    await broker.committer.wait_durable(broker.offsets.log, last)
+    if doomed or not denied:
+        last = broker.offsets.delete(request.group_id, doomed, broker.now_ms())
+        await broker.committer.wait_durable(broker.offsets.log, last)
     return {"error_code": 0, "throttle_time": 0, "topics": out}

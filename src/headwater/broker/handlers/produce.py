@@ -6,6 +6,7 @@ v12 (transaction version 2) lets a transactional batch add its partition to the 
 acks=0 is never answered; acks=all waits for the fsync policy (group commit). A produce never
 creates a topic, as in Kafka: clients auto-create through Metadata, which they ask first.
 CreateTime records beyond message.timestamp.before/after.max.ms are INVALID_TIMESTAMP.
+Authorises WRITE on the transactional id (transactional records) and WRITE on each topic.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import logging
 from typing import Any
 
-from headwater.broker import _schema_validation
+from headwater.broker import _authorize, _schema_validation
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
 from headwater.broker._timestamp_bounds import timestamp_errors
@@ -39,6 +40,9 @@ KAFKA_STORAGE_ERROR = 56
 INVALID_RECORD = 87
 DUPLICATE_SEQUENCE_NUMBER = 46
 IMPLICIT_ADD_VERSION = 12
+# The low byte of a v2 batch's attributes, and its transactional bit.
+_ATTRIBUTES_LOW = 22
+_TRANSACTIONAL = 0x10
 
 
 def _error(index: int, code: int, message: str | None = None) -> dict[str, Any]:
@@ -59,12 +63,23 @@ async def produce(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
     acks = request.acks
     durable: list[tuple[PartitionLog, int]] = []
     results = []
+    denied: frozenset[str] = frozenset()
+    if broker.authorizer is not None:
+        if _transactional_refused(ctx, request):
+            code = _authorize.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            return None if acks == 0 else _every_partition(request, code)
+        denied = _authorize.denied_topics(
+            ctx, _authorize.WRITE, (t.name for t in request.topic_data)
+        )
     for topic_data in request.topic_data:
         topic = broker.topics.topics.get(topic_data.name)
         partitions = []
         for data in topic_data.partition_data:
             if acks not in (0, 1, -1):
                 partitions.append(_error(data.index, INVALID_REQUIRED_ACKS))
+                continue
+            if topic_data.name in denied:
+                partitions.append(_error(data.index, _authorize.TOPIC_AUTHORIZATION_FAILED))
                 continue
             if topic is None or not 0 <= data.index < len(topic.partitions):
                 partitions.append(
@@ -83,6 +98,33 @@ async def produce(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
     if durable and (policy == "always" or (policy == "acks-all" and acks == -1)):
         await asyncio.gather(*(broker.committer.wait_durable(lg, off) for lg, off in durable))
     return {"responses": results, "throttle_time": 0}
+
+
+def _transactional_refused(ctx: RequestContext, request: Any) -> bool:
+    """Kafka refuses the whole request when it carries transactional records and WRITE on
+    its transactional id is not allowed (or it names none)."""
+    transactional = any(
+        len(d.records or b"") > _ATTRIBUTES_LOW and (d.records[_ATTRIBUTES_LOW] & _TRANSACTIONAL)
+        for t in request.topic_data
+        for d in t.partition_data
+    )
+    txn_id = request.transactional_id
+    if not transactional:
+        return False
+    return txn_id is None or not ctx.allowed(_authorize.WRITE, _authorize.TRANSACTIONAL_ID, txn_id)
+
+
+def _every_partition(request: Any, code: int) -> dict[str, Any]:
+    return {
+        "responses": [
+            {
+                "name": t.name,
+                "partition_responses": [_error(d.index, code) for d in t.partition_data],
+            }
+            for t in request.topic_data
+        ],
+        "throttle_time": 0,
+    }
 
 
 def _refusal(

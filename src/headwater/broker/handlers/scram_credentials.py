@@ -7,6 +7,9 @@ the wire) and the broker keeps only StoredKey and ServerKey. Errors are per user
 Kafka's codes: RESOURCE_NOT_FOUND for a user or credential that does not exist,
 DUPLICATE_RESOURCE for a user named twice, UNACCEPTABLE_CREDENTIAL for iterations out of range
 or an empty name, salt or password, UNSUPPORTED_SASL_MECHANISM for an unknown mechanism.
+
+Authorises DESCRIBE (Describe) and ALTER (Alter) on the cluster, CLUSTER_AUTHORIZATION_FAILED
+otherwise (for the request, or for every user).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from headwater.broker import _authorize
 from headwater.broker._context import RequestContext
 from headwater.broker._registry import handles
 from headwater.security._errors import SecurityError
@@ -31,6 +35,10 @@ UNACCEPTABLE_CREDENTIAL = 93
 
 @handles(50, "DescribeUserScramCredentials", 0, 0)
 async def describe_user_scram_credentials(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not _authorize.allowed_cluster(ctx, _authorize.DESCRIBE):
+        code = _authorize.CLUSTER_AUTHORIZATION_FAILED
+        message = _authorize.MESSAGES[code]
+        return {"throttle_time": 0, "error_code": code, "error_message": message, "results": []}
     described = ctx.broker.credentials.describe()
     if request.users is None or not request.users:
         names = sorted(described)
@@ -100,6 +108,11 @@ def _refusal(ctx: RequestContext, request: Any) -> dict[str, tuple[int, str]]:
 
 @handles(51, "AlterUserScramCredentials", 0, 0)
 async def alter_user_scram_credentials(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not _authorize.allowed_cluster(ctx, _authorize.ALTER):
+        code = _authorize.CLUSTER_AUTHORIZATION_FAILED
+        users = dict.fromkeys(item.name for item in (*request.deletions, *request.upsertions))
+        answer = {"error_code": code, "error_message": _authorize.MESSAGES[code]}
+        return {"throttle_time": 0, "results": [{"user": n, **answer} for n in users]}
     store = ctx.broker.credentials
     refused = _refusal(ctx, request)
     built: dict[str, list[ScramCredential]] = {}

@@ -355,3 +355,36 @@ def test_sessions_are_reauthenticated(tmp_path: Path, certs: Path) -> None:
         successes = metric.labels("SASL_PLAINTEXT", "SCRAM-SHA-512", "success")._value.get()
         assert successes >= 3  # the first login, then at least two re-authentications
         assert sent > 0
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    (size,) = struct.unpack(">i", recv_exactly(sock, 4))
+    return recv_exactly(sock, size)
+
+
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize(("password", "accepted"), [(PASSWORD, True), ("wrong", False)])
+def test_sasl_handshake_v0_takes_bare_tokens(
+    secure: BrokerThread, password: str, accepted: bool
+) -> None:
+    """SaslHandshake v0 (older clients): the tokens follow as bare size-prefixed frames."""
+    with raw_connection(secure, "SASL_PLAINTEXT") as sock:
+        sock.sendall(encode_request(17, 0, {"mechanism": "PLAIN"}))
+        answer = read_frame(sock)
+        assert struct.unpack_from(">h", answer, 4)[0] == 0  # after the correlation id
+        token = f"\0alice\0{password}".encode()
+        sock.sendall(struct.pack(">i", len(token)) + token)
+        if not accepted:
+            assert closed_by_peer(sock)
+            return
+        assert read_frame(sock) == b""  # PLAIN's server token is empty
+        sock.sendall(encode_request(3, 12, {"topics": None}))
+        assert len(read_frame(sock)) > 8  # authenticated: Metadata is answered

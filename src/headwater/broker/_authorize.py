@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from headwater.broker import _audit
 from headwater.broker._metrics import api_label
 from headwater.security._acl import (
     AUTHORIZED_OPERATIONS_OMITTED,
@@ -321,6 +322,7 @@ def denied(
         name,
         api,
     )
+    _audit.audit_denied(broker, ctx, operation, resource_type, name)
 
 
 def operations(ctx: RequestContext, resource_type: ResourceType, name: str) -> int | None:

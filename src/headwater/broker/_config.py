@@ -107,6 +107,12 @@ class BrokerConfig:
     authorizer_enabled: bool = False
     super_users: list[str] = dataclasses.field(default_factory=list)
     allow_everyone_if_no_acl_found: bool = False
+    # Audit log (docs/security.md "Audit log"): one CloudEvent JSON line per authentication,
+    # authorisation refusal and admin change, in <audit_log_dir or data_dir/audit>/audit.log.
+    audit_log_enabled: bool = False
+    audit_log_dir: Path | None = None
+    audit_log_bytes_max: int = 100 * 1024 * 1024
+    audit_log_files_max: int = 10
     # Test-only fault hooks: never enable in production.
     fault_hooks: bool = False
     # Test-only: write sample request frames here, the request fuzzer's seed corpus.
@@ -155,6 +161,8 @@ class BrokerConfig:
             raise ValueError(f"port {self.port} is not a TCP port")
         self._validate_consumer_groups()
         self._validate_security()
+        if self.audit_log_bytes_max < 1024 or self.audit_log_files_max < 1:
+            raise ValueError("audit_log_bytes_max must be >= 1024 and audit_log_files_max >= 1")
 
     def _validate_security(self) -> None:
         listeners = self.listener_list()
@@ -236,6 +244,7 @@ def _convert(name: str, value: Any) -> Any:
         "ssl_cafile",
         "metrics_ssl_certfile",
         "metrics_ssl_keyfile",
+        "audit_log_dir",
     ):
         return None if value in (None, "") else Path(value)
     if name in ("advertised_port", "metrics_port"):

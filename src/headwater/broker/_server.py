@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from headwater.broker import _audit
 from headwater.broker import handlers as _handlers  # noqa: F401  (registers every API)
 from headwater.broker._budget import ByteBudget
 from headwater.broker._capture import FrameCapture
@@ -32,6 +33,7 @@ from headwater.broker._registry import HANDLERS
 from headwater.broker._session import Session
 from headwater.broker._topics import TopicManager
 from headwater.broker._txn_coordinator import TransactionCoordinator
+from headwater.broker.handlers.sasl import raw_token
 from headwater.protocol import FrameError, ProtocolError
 from headwater.protocol._codec import decode_request, encode_response, peek_header
 from headwater.protocol._framing import FrameReader
@@ -41,6 +43,7 @@ from headwater.storage._durable_file import read_json, write_json
 
 if TYPE_CHECKING:
     from headwater.security._acl import Authorizer
+    from headwater.security._audit import AuditLog
     from headwater.security._tls import PrincipalMapper, ServerTls
 
 log = logging.getLogger(__name__)
@@ -100,6 +103,7 @@ class Broker:
         self.authorization_denials = RateLimitedLog(logging.getLogger("headwater.authorizer"))
         # Set at start when config.authorizer_enabled; None means everyone may do everything.
         self.authorizer: Authorizer | None = None
+        self.audit: AuditLog | None = None
         self.listeners = config.listener_list()
         self._advertised = config.advertised_map()
         self._servers: dict[str, asyncio.Server] = {}
@@ -164,6 +168,7 @@ class Broker:
         now = self.now_ms()
         self.started_ms = now
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.audit = _audit.open_audit_log(self.config, None)
         self.topics = TopicManager(self.config.data_dir, self.config.topic_defaults, now)
         self.offsets = OffsetStore(self.config.data_dir, now)
         self.acls = AclStore(acl_path(self.config.data_dir))
@@ -239,6 +244,9 @@ class Broker:
             self.offsets.close()
             self.transactions.close()
             self._server = None
+        if self.audit is not None:
+            self.audit.close()
+            self.audit = None
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -272,7 +280,7 @@ class Broker:
         while True:
             await asyncio.sleep(TXN_CHECK_INTERVAL_S)
             try:
-                await self.transactions.expire()
+                await _audit.expire_transactions(self)
             except OSError as exc:
                 log.error("transaction expiry failed error=%s", exc)
 
@@ -402,7 +410,11 @@ class Broker:
                     elif not budget.try_reserve(size):
                         await budget.reserve(size)
                     sequential = session.sequential
-                    request = asyncio.create_task(self._dispatch(frame, conn))
+                    request = asyncio.create_task(
+                        raw_token(self, session, conn.client_host, frame)
+                        if session.raw_tokens
+                        else self._dispatch(frame, conn)
+                    )
                     conn.inflight += 1
                     request.add_done_callback(functools.partial(conn.done, budget, size))
                     await conn.responses.put(request)
@@ -518,6 +530,8 @@ class Broker:
             await asyncio.sleep(int(action.split(":", 1)[1]) / 1000)
         ctx = RequestContext(self, header, conn.client_host, conn.session)
         response = await handler.fn(ctx, body)
+        if self.audit is not None:
+            _audit.audit_request(self, ctx, api_key, body, response)
         if response is None:
             return None
         if action == "drop-response":

@@ -66,6 +66,8 @@ class Session:
     reauthenticating: bool = False
     # Authentication failed: answer the request in flight, then close the connection.
     closing: bool = False
+    # After SaslHandshake v0 the next frames are bare SASL tokens, not Kafka requests.
+    raw_tokens: bool = False
 
     @classmethod
     def open(cls, listener: Listener, tls_principal: str | None) -> Session:

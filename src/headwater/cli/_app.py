@@ -6,6 +6,7 @@ import typer
 
 from headwater.cli import (
     _acls_cmd,
+    _audit_cmd,
     _broker_cmd,
     _certs_cmd,
     _contracts_cmd,
@@ -42,6 +43,7 @@ app.add_typer(_contracts_cmd.app, name="contracts")
 app.command("doctor")(_doctor_cmd.doctor)
 app.add_typer(_certs_cmd.app, name="certs")
 app.add_typer(_users_cmd.app, name="users")
+app.add_typer(_audit_cmd.app, name="audit")
 
 
 def main() -> None:

@@ -105,6 +105,14 @@ def broker(
             "[default 0: as long as the connection]."
         ),
     ] = None,
+    audit_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--audit-log/--no-audit-log",
+            help="Record logins, refusals and admin changes as CloudEvents in "
+            "DATA_DIR/audit/audit.log (read it with `headwater audit tail`) [default off].",
+        ),
+    ] = None,
     allow_anonymous: Annotated[
         bool | None,
         typer.Option(
@@ -156,6 +164,7 @@ def broker(
                 "ssl_client_auth": ssl_client_auth,
                 "connections_max_reauth_ms": connections_max_reauth_ms,
                 "allow_anonymous": allow_anonymous,
+                "audit_log_enabled": audit_log,
                 "authorizer_enabled": authorizer,
                 "super_users": super_user or None,
             },

@@ -837,6 +837,29 @@ CASES = [
         [("CLUSTER", "cluster", "ALTER", CLUSTER_DENIED)],
         success=91,  # RESOURCE_NOT_FOUND: allowed to try
     ),
+    Case(
+        "DescribeClientQuotas",
+        _top(48, 1, lambda n: {"components": [], "strict": False}),
+        [("CLUSTER", "cluster", "DESCRIBE_CONFIGS", CLUSTER_DENIED)],
+    ),
+    Case(
+        "AlterClientQuotas",
+        _first(
+            49,
+            1,
+            lambda n: {
+                "entries": [
+                    {
+                        "entity": [{"entity_type": "client-id", "entity_name": n.topic}],
+                        "ops": [{"key": "producer_byte_rate", "value": 1e9, "remove": False}],
+                    }
+                ],
+                "validate_only": True,
+            },
+            "entries.0.error_code",
+        ),
+        [("CLUSTER", "cluster", "ALTER_CONFIGS", CLUSTER_DENIED)],
+    ),
     Case("DescribeCluster", _cluster_operations(60, 1), [("CLUSTER", "cluster", "DESCRIBE", -1)]),
     Case("Metadata", _cluster_operations(3, 9), [("CLUSTER", "cluster", "DESCRIBE", -1)]),
     Case(

@@ -388,3 +388,21 @@ def test_sasl_handshake_v0_takes_bare_tokens(
         assert read_frame(sock) == b""  # PLAIN's server token is empty
         sock.sendall(encode_request(3, 12, {"topics": None}))
         assert len(read_frame(sock)) > 8  # authenticated: Metadata is answered
+
+
+def test_a_connection_that_never_starts_tls_is_closed(tmp_path: Path, certs: Path) -> None:
+    """ssl_handshake_timeout_ms: a client that connects and sends nothing loses its socket,
+    and the listener keeps serving others meanwhile."""
+    with embedded_broker(
+        tmp_path / "data",
+        listeners="SSL://127.0.0.1:0",
+        ssl_certfile=certs / "server.pem",
+        ssl_keyfile=certs / "server.key",
+        ssl_handshake_timeout_ms=300,
+    ) as running:
+        silent = [raw_connection(running, "SSL") for _ in range(20)]
+        assert round_trip(client_config(running, "SSL", certs)) == EXPECTED
+        for sock in silent:
+            with sock:
+                sock.settimeout(30)
+                assert closed_by_peer(sock)

@@ -210,6 +210,8 @@ CHECKS: dict[str, tuple[Check, ...]] = {
         _check(DELETE, GROUP, "the group", 30),
         _check(READ, TOPIC, "each topic", 29, "for its partitions"),
     ),
+    "DescribeClientQuotas": (_check(DESCRIBE_CONFIGS, CLUSTER, "the cluster", 31),),
+    "AlterClientQuotas": (_check(ALTER_CONFIGS, CLUSTER, "the cluster", 31, "for every entry"),),
     "DescribeUserScramCredentials": (_CLUSTER_DESCRIBE,),
     "AlterUserScramCredentials": (_check(ALTER, CLUSTER, "the cluster", 31, "for every user"),),
     "DescribeCluster": (

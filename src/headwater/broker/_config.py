@@ -87,6 +87,9 @@ class BrokerConfig:
     ssl_cafile: Path | None = None
     ssl_client_auth: str = "none"
     ssl_principal_mapping_rules: str = "DEFAULT"
+    # A TLS handshake not finished by then closes its connection, so clients that connect
+    # and never handshake cannot hold sockets for long.
+    ssl_handshake_timeout_ms: int = 10_000
     sasl_enabled_mechanisms: list[str] = dataclasses.field(
         default_factory=lambda: list(SASL_MECHANISMS)
     )
@@ -178,7 +181,7 @@ class BrokerConfig:
                 f"sasl_enabled_mechanisms must be some of {', '.join(SASL_MECHANISMS)}, "
                 f"got {', '.join(self.sasl_enabled_mechanisms) or 'none'}"
             )
-        for name in ("sasl_server_max_receive_size",):
+        for name in ("sasl_server_max_receive_size", "ssl_handshake_timeout_ms"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("connections_max_reauth_ms", "connection_failed_authentication_delay_ms"):

@@ -28,6 +28,7 @@ from headwater.broker._groups_shell import GroupsShell
 from headwater.broker._listeners import Listener
 from headwater.broker._metrics import BrokerMetrics, MetricsServer
 from headwater.broker._offsets import OffsetStore
+from headwater.broker._quota_service import ClientQuotas, quotas_path
 from headwater.broker._ratelog import RateLimitedLog
 from headwater.broker._registry import HANDLERS
 from headwater.broker._session import Session
@@ -69,6 +70,12 @@ class _Connection:
     responses: asyncio.Queue[asyncio.Task[bytes | None] | None]
     session: Session
     inflight: int = 0
+    # KIP-219: a throttled client's connection is not read from until then (time.monotonic).
+    muted_until: float = 0.0
+    # Set once a request of this connection fell under a quota: from then on its requests are
+    # handled one at a time, as Kafka handles every connection, so a throttle mutes it before
+    # the next request rather than after a pipeline of them.
+    quota_bound: bool = False
 
     @property
     def client_host(self) -> str:
@@ -77,6 +84,16 @@ class _Connection:
     def done(self, budget: ByteBudget, size: int, _task: asyncio.Task[bytes | None]) -> None:
         self.inflight -= 1
         budget.release(size)
+
+
+async def _unmuted(conn: _Connection) -> None:
+    """Wait out a quota throttle before the next request (the response already went out)."""
+    if not conn.muted_until:
+        return
+    delay = conn.muted_until - time.monotonic()
+    conn.muted_until = 0.0
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 API_VERSIONS_KEY = 18
@@ -173,6 +190,7 @@ class Broker:
         self.offsets = OffsetStore(self.config.data_dir, now)
         self.acls = AclStore(acl_path(self.config.data_dir))
         self.credentials = CredentialStore(credentials_path(self.config.data_dir))
+        self.quotas = ClientQuotas(quotas_path(self.config.data_dir))
         if self.config.authorizer_enabled:
             self.authorizer = self.acls.authorizer(
                 frozenset(self.config.super_users), self.config.allow_everyone_if_no_acl_found
@@ -187,7 +205,13 @@ class Broker:
                 listener.host,
                 listener.port,
                 limit=1 << 20,
+                # One context for the listener's life: ServerTls reloads renewed files into it.
+                # The server does the handshake (uvloop cannot start TLS on a stream that is
+                # already reading), bounded by ssl_handshake_timeout_ms.
                 ssl=self._tls.context() if listener.tls and self._tls is not None else None,
+                ssl_handshake_timeout=(
+                    self.config.ssl_handshake_timeout_ms / 1000 if listener.tls else None
+                ),
             )
         self._server = self._servers[self.listeners[0].name]
         if self.config.metrics_port is not None:
@@ -424,6 +448,9 @@ class Broker:
                             return
                         if session.authenticated:
                             framer.frame_bytes_max = self.config.frame_bytes_max
+                    elif conn.quota_bound:
+                        await asyncio.wait({request})
+                        await _unmuted(conn)
                 expected = framer.frame_bytes_expected
                 if expected and not reserved:
                     await budget.reserve(expected)
@@ -529,7 +556,14 @@ class Broker:
         if action is not None and action.startswith("delay:"):
             await asyncio.sleep(int(action.split(":", 1)[1]) / 1000)
         ctx = RequestContext(self, header, conn.client_host, conn.session)
-        response = await handler.fn(ctx, body)
+        if self.quotas.active:
+            response, throttle_ms, conn.quota_bound = await self.quotas.handle(
+                ctx, handler.fn, body
+            )
+            if throttle_ms:
+                conn.muted_until = max(conn.muted_until, time.monotonic() + throttle_ms / 1000)
+        else:
+            response = await handler.fn(ctx, body)
         if self.audit is not None:
             _audit.audit_request(self, ctx, api_key, body, response)
         if response is None:

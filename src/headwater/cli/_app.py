@@ -14,6 +14,7 @@ from headwater.cli import (
     _doctor_cmd,
     _groups_cmd,
     _io_cmd,
+    _quotas_cmd,
     _registry_cmd,
     _sink_cmd,
     _topics_cmd,
@@ -43,6 +44,7 @@ app.add_typer(_contracts_cmd.app, name="contracts")
 app.command("doctor")(_doctor_cmd.doctor)
 app.add_typer(_certs_cmd.app, name="certs")
 app.add_typer(_users_cmd.app, name="users")
+app.add_typer(_quotas_cmd.app, name="quotas")
 app.add_typer(_audit_cmd.app, name="audit")
 
 

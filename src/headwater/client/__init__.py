@@ -48,6 +48,7 @@ from headwater.client._profiles import (
     consumer_config,
     producer_config,
 )
+from headwater.client._quota_admin import QuotaAdmin, QuotaAdminError, QuotaEntry
 from headwater.client._replication import (
     Replication,
     ReplicationError,
@@ -108,6 +109,9 @@ __all__ = [
     "ProducerState",
     "ProducerStats",
     "ProtobufSerde",
+    "QuotaAdmin",
+    "QuotaAdminError",
+    "QuotaEntry",
     "Replication",
     "ReplicationError",
     "ScramUsers",

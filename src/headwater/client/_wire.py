@@ -39,6 +39,8 @@ CLIENT_MAX_VERSIONS = {
     3: 12,  # Metadata
     10: 4,  # FindCoordinator
     18: 3,  # ApiVersions
+    48: 1,  # DescribeClientQuotas
+    49: 1,  # AlterClientQuotas
     61: 0,  # DescribeProducers
     65: 0,  # DescribeTransactions
     66: 1,  # ListTransactions

@@ -264,6 +264,27 @@ def alter_user_scram_credentials(request: Any, response: Mapping[str, Any]) -> l
     ]
 
 
+def alter_client_quotas(request: Any, response: Mapping[str, Any]) -> list[Change]:
+    """Per quota entity (e.g. ``user=alice,client-id=<default>``): the keys set or removed."""
+    answers = _answers(response, "entries", len(request.entries or ()))
+    changes = []
+    for entry, got in zip(request.entries or (), answers, strict=True):
+        name = ",".join(
+            f"{c.entity_type}={'<default>' if c.entity_name is None else c.entity_name}"
+            for c in entry.entity or ()
+        )
+        ops = [
+            {"key": op.key, "remove": bool(op.remove)}
+            | ({} if op.remove else {"value": float(op.value)})
+            for op in entry.ops or ()
+        ]
+        change = _dry_run(request, {"ops": ops})
+        changes.append(
+            Change("quotas.alter", "ALTER_CONFIGS", "CLIENT_QUOTA", name, got["error_code"], change)
+        )
+    return changes
+
+
 def delete_groups(request: Any, response: Mapping[str, Any]) -> list[Change]:
     return [
         Change("groups.delete", "DELETE", "GROUP", got["group_id"], got["error_code"])
@@ -327,5 +348,6 @@ AUDITED: dict[int, tuple[str, Builder]] = {
     42: ("DeleteGroups", delete_groups),
     44: ("IncrementalAlterConfigs", incremental_alter_configs),
     47: ("OffsetDelete", offset_delete),
+    49: ("AlterClientQuotas", alter_client_quotas),
     51: ("AlterUserScramCredentials", alter_user_scram_credentials),
 }

@@ -81,9 +81,11 @@ def test_quota_changes_are_audited(tmp_path: Path) -> None:
     from headwater.client import QuotaAdmin
 
     data = tmp_path / "data"
-    with embedded_broker(data, audit_log_enabled=True) as running:
-        with QuotaAdmin(running.bootstrap) as admin:
-            admin.alter({"user": "alice", "client-id": None}, {"producer_byte_rate": 1024.0})
+    with (
+        embedded_broker(data, audit_log_enabled=True) as running,
+        QuotaAdmin(running.bootstrap) as admin,
+    ):
+        admin.alter({"user": "alice", "client-id": None}, {"producer_byte_rate": 1024.0})
     (event,) = [e for e in events(data) if e["type"] == "io.headwater.admin.quotas.alter"]
     assert event["subject"].endswith("user=alice,client-id=<default>")
     assert event["data"]["result"]["status"] == "success"

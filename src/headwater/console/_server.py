@@ -22,6 +22,7 @@ import uvicorn
 
 from headwater.console._app import create_console
 from headwater.console._source import MetricsSource
+from headwater.registry._server import uvicorn_config
 from headwater.security._http_auth import BasicAuth, BasicAuthMiddleware
 
 # Startup is a few milliseconds; the bound is for a machine busy with other work.
@@ -101,23 +102,10 @@ class ConsoleServer:
             app = BasicAuthMiddleware(
                 app, self.auth, write_methods=(), public_paths=("/api/health",)
             )
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            ssl_certfile=None if self.ssl_certfile is None else str(self.ssl_certfile),
-            ssl_keyfile=None if self.ssl_keyfile is None else str(self.ssl_keyfile),
-        )
         try:
-            # Here rather than in the server thread, so a bad certificate is reported as such.
-            config.load()
-        except (OSError, ValueError) as exc:
-            raise ConsoleError(
-                f"cannot load the console's TLS certificate ssl_certfile={self.ssl_certfile} "
-                f"ssl_keyfile={self.ssl_keyfile}: {exc}"
-            ) from None
-        return config
+            return uvicorn_config(app, "console", self.ssl_certfile, self.ssl_keyfile)
+        except ValueError as exc:
+            raise ConsoleError(str(exc)) from None
 
     def _run(self) -> None:
         assert self._server is not None and self._socket is not None

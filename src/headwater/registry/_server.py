@@ -72,24 +72,9 @@ class RegistryServer:
         app: Any = build_app(self.registry)
         if self.auth is not None:
             app = BasicAuthMiddleware(app, self.auth)
-        config = uvicorn.Config(
-            app,
-            host=self.host,
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            ssl_certfile=None if self.ssl_certfile is None else str(self.ssl_certfile),
-            ssl_keyfile=None if self.ssl_keyfile is None else str(self.ssl_keyfile),
+        config = uvicorn_config(
+            app, "registry", self.ssl_certfile, self.ssl_keyfile, host=self.host, port=self.port
         )
-        try:
-            # Now rather than in the server thread, so a bad certificate is reported as such.
-            config.load()
-        except (OSError, ValueError) as exc:
-            raise ValueError(
-                f"cannot load the registry's TLS certificate ssl_certfile={self.ssl_certfile} "
-                f"ssl_keyfile={self.ssl_keyfile}: {exc}"
-            ) from None
         return uvicorn.Server(config)
 
     def _bound_port(self, server: uvicorn.Server) -> int:
@@ -127,3 +112,34 @@ class RegistryServer:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def uvicorn_config(
+    app: Any,
+    what: str,
+    ssl_certfile: str | Path | None,
+    ssl_keyfile: str | Path | None,
+    **options: Any,
+) -> uvicorn.Config:
+    """A quiet uvicorn config for one of Headwater's HTTP services, HTTPS when given a pair.
+
+    The certificate is loaded here rather than in the server thread, so a bad one is
+    reported to the caller as such (``ValueError``) instead of as a failure to listen.
+    """
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),
+        ssl_keyfile=None if ssl_keyfile is None else str(ssl_keyfile),
+        **options,
+    )
+    try:
+        config.load()
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"cannot load the {what}'s TLS certificate ssl_certfile={ssl_certfile} "
+            f"ssl_keyfile={ssl_keyfile}: {exc}"
+        ) from None
+    return config

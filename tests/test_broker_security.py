@@ -10,6 +10,7 @@ certificate, a request before authentication, an oversized frame before authenti
 from __future__ import annotations
 
 import datetime
+import logging
 import socket
 import struct
 import time
@@ -245,8 +246,11 @@ def test_a_large_frame_before_authentication_closes_the_connection(
         assert closed_by_peer(sock)
 
 
-def test_client_certificates_required(tmp_path: Path, certs: Path) -> None:
-    """ssl_client_auth=required: no certificate, another CA's, or an expired one: refused."""
+def test_client_certificates_required(
+    tmp_path: Path, certs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ssl_client_auth=required: no certificate, another CA's, or an expired one: refused,
+    with the TLS alert that tells the client why, and the reason in the broker's log."""
     ca = CertifiedKey(
         serialization.load_pem_private_key((certs / "ca.key").read_bytes(), None),
         x509.load_pem_x509_certificate((certs / "ca.pem").read_bytes()),
@@ -270,21 +274,31 @@ def test_client_certificates_required(tmp_path: Path, certs: Path) -> None:
             "ssl.key.location": str(certs / "alice.key"),
         }
         assert round_trip(good) == EXPECTED
-        for cert, key in (
-            (None, None),
-            (certs / "other-eve.pem", certs / "other-eve.key"),
-            (tmp_path / "late.pem", tmp_path / "late.key"),
+        for cert, key, alert, reason in (
+            (None, None, "certificate required", "peer did not return a certificate"),
+            (
+                certs / "other-eve.pem",
+                certs / "other-eve.key",
+                "unknown ca",
+                "unable to get local issuer certificate",
+            ),
+            (tmp_path / "late.pem", tmp_path / "late.key", "certificate expired", "expired"),
         ):
             config = dict(base)
             if cert is not None:
                 config["ssl.certificate.location"] = str(cert)
                 config["ssl.key.location"] = str(key)
-            error = first_error(config)
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="headwater"):
+                error = first_error(config)
             assert error.code() in (
                 KafkaError._SSL,
                 KafkaError._TRANSPORT,
                 KafkaError._ALL_BROKERS_DOWN,
             ), error
+            assert alert in error.str().lower(), error  # the client learns why
+            logged = [r.getMessage() for r in caplog.records]
+            assert any("TLS handshake refused" in m and reason in m for m in logged), logged
 
 
 def test_an_exposed_listener_without_authentication_is_refused(tmp_path: Path) -> None:

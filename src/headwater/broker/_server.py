@@ -13,9 +13,10 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import ssl
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater.broker import _audit
 from headwater.broker import handlers as _handlers  # noqa: F401  (registers every API)
@@ -32,6 +33,7 @@ from headwater.broker._quota_service import ClientQuotas, quotas_path
 from headwater.broker._ratelog import RateLimitedLog
 from headwater.broker._registry import HANDLERS
 from headwater.broker._session import Session
+from headwater.broker._tls_stream import TlsStream
 from headwater.broker._topics import TopicManager
 from headwater.broker._txn_coordinator import TransactionCoordinator
 from headwater.broker.handlers.sasl import raw_token
@@ -60,6 +62,12 @@ class RequestRejected(ProtocolError):
         super().__init__(message)
         self.api_key = api_key
         self.reason = reason
+
+
+class _ByteSource(Protocol):
+    """Where a connection's bytes come from: the socket's stream, or TLS over it."""
+
+    async def read(self, size: int, /) -> bytes: ...
 
 
 @dataclasses.dataclass(slots=True)
@@ -205,13 +213,6 @@ class Broker:
                 listener.host,
                 listener.port,
                 limit=1 << 20,
-                # One context for the listener's life: ServerTls reloads renewed files into it.
-                # The server does the handshake (uvloop cannot start TLS on a stream that is
-                # already reading), bounded by ssl_handshake_timeout_ms.
-                ssl=self._tls.context() if listener.tls and self._tls is not None else None,
-                ssl_handshake_timeout=(
-                    self.config.ssl_handshake_timeout_ms / 1000 if listener.tls else None
-                ),
             )
         self._server = self._servers[self.listeners[0].name]
         if self.config.metrics_port is not None:
@@ -352,15 +353,25 @@ class Broker:
         self._connections.add(task)
         self.metrics.connections_accepted.inc()
         self.metrics.connections_active.inc()
+        source: _ByteSource = reader
+        write: Callable[[bytes], None] = writer.write
+        tls_principal = None
+        if listener.tls:
+            tls = await self._handshake(reader, writer, client, listener)
+            if tls is None:
+                self._connections.discard(task)
+                self.metrics.connections_active.dec()
+                return
+            source, write, tls_principal = tls, tls.write, self._tls_principal(tls.ssl_object)
         conn = _Connection(
             client,
             asyncio.Queue(self.config.inflight_requests_max),
-            Session.open(listener, self._tls_principal(writer)),
+            Session.open(listener, tls_principal),
         )
-        writer_task = asyncio.create_task(self._write_responses(conn, writer))
+        writer_task = asyncio.create_task(self._write_responses(conn, writer, write))
         peer_gone = True
         try:
-            await self._read_requests(reader, conn)
+            await self._read_requests(source, conn)
             peer_gone = False  # the session ended it: answer what is in flight, then close
         except (ConnectionError, asyncio.IncompleteReadError):
             log.debug("connection closed by peer=%s", client)
@@ -386,17 +397,45 @@ class Broker:
             self._connections.discard(task)
             self.metrics.connections_active.dec()
 
-    def _tls_principal(self, writer: asyncio.StreamWriter) -> str | None:
+    async def _handshake(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: str,
+        listener: Listener,
+    ) -> TlsStream | None:
+        """TLS for an accepted connection within ssl_handshake_timeout_ms, or None (refused:
+        the client has been sent OpenSSL's alert, and the reason is logged and counted)."""
+        assert self._tls is not None
+        tls = TlsStream(reader, writer, self._tls.context())
+        try:
+            async with asyncio.timeout(self.config.ssl_handshake_timeout_ms / 1000):
+                await tls.handshake()
+        except (TimeoutError, OSError) as exc:  # ssl.SSLError and ConnectionError included
+            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+            self.metrics.connections_closed.labels("tls_handshake").inc()
+            self.auth_failures.warning(
+                "TLS handshake refused listener=%s peer=%s reason=%s",
+                listener.name,
+                client,
+                reason,
+            )
+            writer.close()  # after the alert: close() sends what is queued
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return None
+        return tls
+
+    def _tls_principal(self, ssl_object: ssl.SSLObject) -> str | None:
         """``User:<mapped subject>`` of the client certificate, if the client sent one."""
-        ssl_object = writer.get_extra_info("ssl_object")
-        if ssl_object is None or self._principal_mapper is None:
+        if self._principal_mapper is None:
             return None
         from headwater.security._tls import peer_principal
 
         name = peer_principal(ssl_object, self._principal_mapper.map)
         return None if name is None else f"User:{name}"
 
-    async def _read_requests(self, reader: asyncio.StreamReader, conn: _Connection) -> None:
+    async def _read_requests(self, reader: _ByteSource, conn: _Connection) -> None:
         """Cut frames from the socket and start a handler for each, in order.
 
         A connection with nothing in flight that stays silent for connections_max_idle_ms is
@@ -459,7 +498,10 @@ class Broker:
             if reserved:
                 budget.release(reserved)
 
-    async def _write_responses(self, conn: _Connection, writer: asyncio.StreamWriter) -> None:
+    async def _write_responses(
+        self, conn: _Connection, writer: asyncio.StreamWriter, write: Callable[[bytes], None]
+    ) -> None:
+        """Send answers in request order; ``write`` encrypts first on a TLS listener."""
         responses = conn.responses
         try:
             while True:
@@ -482,7 +524,7 @@ class Broker:
                     writer.transport.abort()
                     return
                 if data is not None:
-                    writer.write(data)
+                    write(data)
                     if writer.transport.get_write_buffer_size() > 4 * 1024 * 1024:
                         await writer.drain()
         finally:

@@ -1,16 +1,23 @@
-// Command secureclient drives sarama over TLS and SASL: it produces COUNT records with
-// acks=all, reads them back from the partition's oldest offset and prints
-// "produced=N consumed=N". An authentication failure is printed as "error: ..." with exit
-// status 1.
+// Command secureclient drives sarama over TLS and SASL for tests/test_security_clients.py.
+// It reads scenarios from stdin, one JSON object a line, plays each in turn and answers each
+// with one JSON line on stdout, so one process serves every scenario (and the test can change
+// the broker, granting an ACL say, between two of them).
+//
+// A scenario: {"scenario": name, "bootstrap": "host:port", "topic": t, "count": n,
+// "produce_only": bool, "ca": ca.pem, "cert": c.pem, "key": c.key, "mechanism":
+// "SCRAM-SHA-512"|"SCRAM-SHA-256"|"PLAIN", "user": u, "password": p}. With "produce_only" it
+// produces COUNT records with acks=all; otherwise it also reads them back from the partition's
+// oldest offset. The answer: {"scenario": name, "values": [...]} or {"scenario": name,
+// "error": text, "kerror": Kafka error code or -1}, with "log": what sarama logged meanwhile
+// (why it gave a broker up, a refused login say, is only in its log).
 //
 // sarama 1.22 speaks SCRAM through a client the caller supplies (Net.SASL.
 // SCRAMClientGeneratorFunc); the one below follows RFC 5802 with the standard library.
-//
-// Usage: secureclient -bootstrap HOST:PORT -topic T -count N [-ca ca.pem] [-cert c.pem
-// -key c.key] [-mechanism SCRAM-SHA-512|SCRAM-SHA-256|PLAIN -user U -password P]
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
@@ -19,21 +26,57 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"flag"
+	"encoding/json"
 	"fmt"
 	"hash"
 	"log"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Shopify/sarama"
 )
 
-func fail(format string, args ...interface{}) {
-	fmt.Printf("error: "+format+"\n", args...)
-	os.Exit(1)
+type scenario struct {
+	Scenario    string `json:"scenario"`
+	Bootstrap   string `json:"bootstrap"`
+	Topic       string `json:"topic"`
+	Count       int    `json:"count"`
+	ProduceOnly bool   `json:"produce_only"`
+	CA          string `json:"ca"`
+	Cert        string `json:"cert"`
+	Key         string `json:"key"`
+	Mechanism   string `json:"mechanism"`
+	User        string `json:"user"`
+	Password    string `json:"password"`
+}
+
+type answer struct {
+	Scenario string   `json:"scenario"`
+	Values   []string `json:"values,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	KError   int      `json:"kerror"`
+	Log      string   `json:"log"`
+}
+
+// lockedBuffer collects sarama's log; its goroutines may still write after a scenario ends.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // scramClient is one SCRAM conversation (RFC 5802, no channel binding, as Kafka).
@@ -125,20 +168,7 @@ func (s *scramClient) Step(challenge string) (string, error) {
 
 func (s *scramClient) Done() bool { return s.done }
 
-func main() {
-	bootstrap := flag.String("bootstrap", "", "host:port")
-	topic := flag.String("topic", "", "topic")
-	count := flag.Int("count", 3, "records to produce")
-	ca := flag.String("ca", "", "CA certificates (PEM): enables TLS")
-	cert := flag.String("cert", "", "client certificate (PEM)")
-	key := flag.String("key", "", "client key (PEM)")
-	mechanism := flag.String("mechanism", "", "SASL mechanism: enables SASL")
-	user := flag.String("user", "", "SASL user")
-	password := flag.String("password", "", "SASL password")
-	flag.Parse()
-	// sarama reports why a broker was given up on (a refused login, say) only in its log.
-	sarama.Logger = log.New(os.Stderr, "[sarama] ", log.Lmicroseconds)
-
+func config(s scenario) (*sarama.Config, error) {
 	config := sarama.NewConfig()
 	config.Version = sarama.V2_1_0_0
 	config.ClientID = "headwater-go-secure"
@@ -149,33 +179,33 @@ func main() {
 	config.Metadata.Retry.Max = 1
 	config.Metadata.Retry.Backoff = 100 * time.Millisecond
 	config.Consumer.Return.Errors = true
-	if *ca != "" {
-		pem, err := os.ReadFile(*ca)
+	if s.CA != "" {
+		pem, err := os.ReadFile(s.CA)
 		if err != nil {
-			fail("ca: %v", err)
+			return nil, fmt.Errorf("ca: %v", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			fail("ca: no certificate in %s", *ca)
+			return nil, fmt.Errorf("ca: no certificate in %s", s.CA)
 		}
 		tlsConfig := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		if *cert != "" {
-			pair, err := tls.LoadX509KeyPair(*cert, *key)
+		if s.Cert != "" {
+			pair, err := tls.LoadX509KeyPair(s.Cert, s.Key)
 			if err != nil {
-				fail("client certificate: %v", err)
+				return nil, fmt.Errorf("client certificate: %v", err)
 			}
 			tlsConfig.Certificates = []tls.Certificate{pair}
 		}
 		config.Net.TLS.Enable = true
 		config.Net.TLS.Config = tlsConfig
 	}
-	if *mechanism != "" {
+	if s.Mechanism != "" {
 		config.Net.SASL.Enable = true
 		config.Net.SASL.Handshake = true
-		config.Net.SASL.Mechanism = sarama.SASLMechanism(*mechanism)
-		config.Net.SASL.User = *user
-		config.Net.SASL.Password = *password
-		switch *mechanism {
+		config.Net.SASL.Mechanism = sarama.SASLMechanism(s.Mechanism)
+		config.Net.SASL.User = s.User
+		config.Net.SASL.Password = s.Password
+		switch s.Mechanism {
 		case sarama.SASLTypeSCRAMSHA512:
 			config.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient {
 				return &scramClient{newHash: sha512.New}
@@ -186,57 +216,100 @@ func main() {
 			}
 		}
 	}
+	return config, nil
+}
 
-	client, err := sarama.NewClient([]string{*bootstrap}, config)
+// play runs one scenario: the values read back, or the error the client reported.
+func play(s scenario) ([]string, error) {
+	config, err := config(s)
 	if err != nil {
-		fail("client: %v", err)
+		return nil, err
+	}
+	client, err := sarama.NewClient([]string{s.Bootstrap}, config)
+	if err != nil {
+		return nil, err
 	}
 	defer client.Close()
 	producer, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
-		fail("producer: %v", err)
+		return nil, err
 	}
-	for i := 0; i < *count; i++ {
+	var values []string
+	for i := 0; i < s.Count; i++ {
+		value := fmt.Sprintf("record-%d", i)
 		_, _, err := producer.SendMessage(&sarama.ProducerMessage{
-			Topic: *topic, Partition: 0, Value: sarama.StringEncoder(fmt.Sprintf("record-%d", i)),
+			Topic: s.Topic, Partition: 0, Value: sarama.StringEncoder(value),
 		})
 		if err != nil {
-			fail("produce: %v", err)
+			producer.Close()
+			return nil, err
 		}
+		values = append(values, value)
 	}
 	producer.Close()
+	if s.ProduceOnly {
+		return values, nil
+	}
 
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
-		fail("consumer: %v", err)
+		return nil, err
 	}
-	partitions, err := consumer.Partitions(*topic)
+	defer consumer.Close()
+	partitions, err := consumer.Partitions(s.Topic)
 	if err != nil {
-		fail("partitions: %v", err)
+		return nil, err
 	}
-	var values []string
+	values = nil
 	for _, partition := range partitions {
-		pc, err := consumer.ConsumePartition(*topic, partition, sarama.OffsetOldest)
+		pc, err := consumer.ConsumePartition(s.Topic, partition, sarama.OffsetOldest)
 		if err != nil {
-			fail("consume: %v", err)
+			return nil, err
 		}
 		timeout := time.After(30 * time.Second)
 	read:
-		for len(values) < *count {
+		for len(values) < s.Count {
 			select {
 			case msg := <-pc.Messages():
 				values = append(values, string(msg.Value))
 			case cerr := <-pc.Errors():
-				fail("consume: %v", cerr)
+				pc.Close()
+				return nil, cerr
 			case <-timeout:
 				break read
 			}
 		}
 		pc.Close()
 	}
-	consumer.Close()
-	fmt.Printf("produced=%d consumed=%d values=%s\n", *count, len(values), strings.Join(values, ","))
-	if len(values) != *count {
-		os.Exit(1)
+	if len(values) != s.Count {
+		return nil, fmt.Errorf("consumed %d of %d: %v", len(values), s.Count, values)
+	}
+	return values, nil
+}
+
+func main() {
+	input := bufio.NewScanner(os.Stdin)
+	input.Buffer(make([]byte, 1<<16), 1<<20)
+	out := json.NewEncoder(os.Stdout)
+	for input.Scan() {
+		var s scenario
+		if err := json.Unmarshal(input.Bytes(), &s); err != nil {
+			fmt.Fprintf(os.Stderr, "bad scenario %q: %v\n", input.Text(), err)
+			os.Exit(2)
+		}
+		logged := &lockedBuffer{}
+		sarama.Logger = log.New(logged, "[sarama] ", log.Lmicroseconds)
+		values, err := play(s)
+		result := answer{Scenario: s.Scenario, Values: values, KError: -1}
+		if err != nil {
+			result.Error = err.Error()
+			if kerr, ok := err.(sarama.KError); ok {
+				result.KError = int(kerr)
+			}
+		}
+		result.Log = logged.String()
+		if err := out.Encode(result); err != nil {
+			os.Exit(3)
+		}
 	}
 }

@@ -75,7 +75,11 @@ def test_partitions_move_to_a_new_member_without_replays(bootstrap: str, tmp_pat
         wait_for(lambda: first.stats.records_written >= 2000, "the first member to catch up")
         second.start()
         wait_for(lambda: len(second.stats.partitions) > 0, "the second member to get partitions")
-        produce_json(bootstrap, "events", ({"id": i} for i in range(2000, 4000)))
+        # Every partition gets records (key-less ones would stick to one), so the second
+        # member has something to write whichever partitions it got.
+        for partition in range(4):
+            rows = ({"id": i} for i in range(2000 + partition, 4000, 4))
+            produce_json(bootstrap, "events", rows, partition=partition)
         wait_for(lambda: _count(url) >= 4000, "all rows")
     finally:
         first.stop()

@@ -92,3 +92,23 @@ def test_quota_changes_are_audited(tmp_path: Path) -> None:
     assert event["data"]["change"]["ops"] == [
         {"key": "producer_byte_rate", "remove": False, "value": 1024.0}
     ]
+
+
+def test_records_are_also_appended_to_the_audit_topic(tmp_path: Path) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    data = tmp_path / "data"
+    with embedded_broker(data, audit_log_enabled=True, audit_topic_enabled=True) as running:
+        admin = AdminClient({"bootstrap.servers": running.bootstrap})
+        admin.create_topics([NewTopic("watched", 1)])["watched"].result(30)
+        consumer = Consumer({"bootstrap.servers": running.bootstrap, "group.id": "audit-readers"})
+        consumer.assign([TopicPartition("__audit", 0, 0)])
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while not found and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                found.append(json.loads(message.value()))
+        consumer.close()
+    assert found and found[0]["type"] == "io.headwater.admin.topics.create"
+    assert found[0] == events(data)[0]  # the same record as in the file

@@ -116,6 +116,8 @@ class BrokerConfig:
     audit_log_dir: Path | None = None
     audit_log_bytes_max: int = 100 * 1024 * 1024
     audit_log_files_max: int = 10
+    # Also append every record to the internal topic __audit (needs audit_log_enabled).
+    audit_topic_enabled: bool = False
     # Test-only fault hooks: never enable in production.
     fault_hooks: bool = False
     # Test-only: write sample request frames here, the request fuzzer's seed corpus.

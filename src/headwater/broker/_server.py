@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater.broker import _audit
 from headwater.broker import handlers as _handlers  # noqa: F401  (registers every API)
+from headwater.broker._audit_topic import AuditTopicSink, ensure_audit_topic
 from headwater.broker._budget import ByteBudget
 from headwater.broker._capture import FrameCapture
 from headwater.broker._config import BrokerConfig
@@ -193,8 +194,11 @@ class Broker:
         now = self.now_ms()
         self.started_ms = now
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.audit = _audit.open_audit_log(self.config, None)
+        sink = AuditTopicSink(self) if self.config.audit_topic_enabled else None
+        self.audit = _audit.open_audit_log(self.config, sink)
         self.topics = TopicManager(self.config.data_dir, self.config.topic_defaults, now)
+        if self.audit is not None and self.config.audit_topic_enabled:
+            ensure_audit_topic(self)
         self.offsets = OffsetStore(self.config.data_dir, now)
         self.acls = AclStore(acl_path(self.config.data_dir))
         self.credentials = CredentialStore(credentials_path(self.config.data_dir))

@@ -7,6 +7,7 @@ sinks, all connect with it. Tested end to end against a SASL_SSL-only broker.
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -131,3 +132,54 @@ def test_explicit_settings_win_over_the_file(
     path.write_text("not a property line\n")
     with pytest.raises(ClientConfigError, match="is not key=value"):
         client_security()
+
+
+def test_protocol_level_commands_log_in_with_the_profile(
+    secured: tuple[BrokerThread, Path],
+) -> None:
+    """``headwater transactions`` and ``headwater quotas`` speak the protocol themselves: TLS
+    and a SCRAM login from the same profile."""
+    broker, properties = secured
+    bootstrap = broker.bootstrap_for("SASL_SSL")
+    listed = headwater(properties, "transactions", "list", "-b", bootstrap)
+    assert listed.returncode == 0, listed.stderr
+    made = headwater(
+        properties,
+        "quotas",
+        "set",
+        "--user",
+        "app",
+        "--producer-byte-rate",
+        "1048576",
+        "-b",
+        bootstrap,
+    )
+    assert made.returncode == 0, made.stderr
+    quotas = headwater(properties, "quotas", "list", "-b", bootstrap)
+    assert quotas.returncode == 0, quotas.stderr
+    assert "1048576" in quotas.stdout.replace(",", "")
+    wrong = properties.with_name("wrong.properties")
+    wrong.write_text(properties.read_text().replace("app-secret", "not-it"))
+    refused = headwater(wrong, "transactions", "list", "-b", bootstrap)
+    assert refused.returncode != 0
+    assert "login" in refused.stderr and "failed" in refused.stderr, refused.stderr
+
+
+def test_the_scram_client_logs_in_to_the_scram_server() -> None:
+    from headwater.security._errors import AuthenticationFailed
+    from headwater.security._scram import ScramServer
+    from headwater.security._scram_client import ScramClient
+
+    credential = ScramCredential.from_password("SCRAM-SHA-256", "pw", 4096)
+
+    def lookup(user: str, mechanism: str) -> ScramCredential | None:
+        return credential if user == "u" and mechanism == "SCRAM-SHA-256" else None
+
+    client, server = ScramClient("SCRAM-SHA-256", "u", "pw"), ScramServer("SCRAM-SHA-256", lookup)
+    client.verify(server.final(client.final(server.first(client.first()))))
+    assert server.done and server.username == "u"
+    # A server that does not hold the credential cannot sign the exchange.
+    client = ScramClient("SCRAM-SHA-256", "u", "pw")
+    client.final(ScramServer("SCRAM-SHA-256", lookup).first(client.first()))
+    with pytest.raises(AuthenticationFailed, match="signature"):
+        client.verify(b"v=" + base64.b64encode(bytes(32)))

@@ -3,7 +3,8 @@
 confluent-kafka's AdminClient has no call for ListTransactions, DescribeTransactions or
 DescribeProducers, so the transactions admin speaks those APIs itself. kio does the byte-level
 work and ``to_entity`` builds requests from plain dicts, so callers write one shape for every
-version. Plaintext only, like the rest of the CLI.
+version. It takes the client security profile (``HEADWATER_CLIENT_CONFIG``): TLS when
+``security.protocol`` is SSL or SASL_SSL, then a SASL login (PLAIN, SCRAM-SHA-256/512).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 import functools
 import io
 import socket
+import ssl
 import struct
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -29,7 +31,10 @@ from kio.static.protocol import Entity
 
 from headwater import __version__
 from headwater.client._admin import AdminError
+from headwater.client._security import client_security
 from headwater.protocol._codec import to_entity
+from headwater.security._errors import AuthenticationFailed
+from headwater.security._scram_client import ScramClient
 
 API_VERSIONS = 18
 DESCRIBE_TRANSACTIONS = 65
@@ -38,7 +43,9 @@ UNSUPPORTED_VERSION = 35
 CLIENT_MAX_VERSIONS = {
     3: 12,  # Metadata
     10: 4,  # FindCoordinator
+    17: 1,  # SaslHandshake
     18: 3,  # ApiVersions
+    36: 2,  # SaslAuthenticate
     48: 1,  # DescribeClientQuotas
     49: 1,  # AlterClientQuotas
     61: 0,  # DescribeProducers
@@ -144,7 +151,8 @@ def _writer(entity_type: type[Entity]) -> Callable[[io.BytesIO, Any], None]:
 
 
 class Connection:
-    """One plaintext connection to one broker, after ApiVersions told us what it speaks.
+    """One connection to one broker (TLS and SASL as the client profile says), after
+    ApiVersions told us what it speaks.
 
     Requests go one at a time, so a response always answers the request just sent; the
     correlation id is still checked, because a mismatch means the stream is out of step.
@@ -180,9 +188,19 @@ class Connection:
                 f"cannot reach the {role} {address} ({_reason(exc)}): "
                 "is the broker running and is the address right?"
             ) from None
+        settings = client_security()
+        protocol = settings.get("security.protocol", "PLAINTEXT").upper()
+        try:
+            if protocol in ("SSL", "SASL_SSL"):
+                sock = _tls(sock, host, settings, role, address)
+        except BaseException:
+            sock.close()
+            raise
         conn = cls(sock, address, client_id, role)
         try:
             conn._negotiate(api_versions_version)
+            if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+                conn._login(settings)
         except BaseException:
             conn.close()
             raise
@@ -251,6 +269,38 @@ class Connection:
             int(k.api_key): (int(k.min_version), int(k.max_version)) for k in response.api_keys
         }
 
+    def _login(self, settings: Mapping[str, str]) -> None:
+        """SaslHandshake, then SaslAuthenticate until the mechanism is done."""
+        mechanism = settings.get("sasl.mechanism", settings.get("sasl.mechanisms", "GSSAPI"))
+        mechanism = mechanism.upper()
+        user, password = settings.get("sasl.username", ""), settings.get("sasl.password", "")
+        scram: ScramClient | None = None
+        if mechanism == "PLAIN":
+            tokens = [f"\0{user}\0{password}".encode()]
+        elif mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+            scram = ScramClient(mechanism, user, password)
+            tokens = [scram.first()]
+        else:
+            raise WireError(f"sasl.mechanism={mechanism}: this tool logs in with PLAIN or SCRAM")
+        handshake = self.call(17, {"mechanism": mechanism})
+        if handshake.error_code != 0:
+            raise WireError(
+                f"the {self.name} refused SASL mechanism {mechanism} "
+                f"({error_name(handshake.error_code)}); it offers {', '.join(handshake.mechanisms)}"
+            )
+        try:
+            answer = self._authenticate(tokens[0])
+            if scram is not None:
+                scram.verify(self._authenticate(scram.final(answer)))
+        except AuthenticationFailed as exc:
+            raise WireError(f"login to the {self.name} as {user!r} failed: {exc}") from None
+
+    def _authenticate(self, token: bytes) -> bytes:
+        response = self.call(36, {"auth_bytes": token})
+        if response.error_code != 0:
+            raise AuthenticationFailed(response.error_message or error_name(response.error_code))
+        return bytes(response.auth_bytes)
+
     def _roundtrip(self, api_key: int, version: int, body: Mapping[str, Any]) -> bytes:
         self._correlation_id += 1
         sent = self._correlation_id
@@ -290,7 +340,8 @@ class Connection:
             if not 4 <= size <= RESPONSE_BYTES_MAX:
                 raise WireError(
                     f"the {self.name} sent a {size}-byte frame to {what}; "
-                    "is this address a Kafka broker's plaintext listener?"
+                    "is this a Kafka listener, and does HEADWATER_CLIENT_CONFIG match its "
+                    "security protocol?"
                 )
             return self._read_exact(size, what)
         except TimeoutError:
@@ -348,3 +399,21 @@ def _reason(exc: OSError) -> str:
     if isinstance(exc, socket.gaierror):
         return "unknown host"
     return exc.strerror or type(exc).__name__
+
+
+def _tls(
+    sock: socket.socket, host: str, settings: Mapping[str, str], role: str, address: str
+) -> socket.socket:
+    """The socket wrapped in TLS as librdkafka would with these settings."""
+    context = ssl.create_default_context(cafile=settings.get("ssl.ca.location") or None)
+    if settings.get("ssl.endpoint.identification.algorithm", "https").lower() == "none":
+        context.check_hostname = False
+    certificate = settings.get("ssl.certificate.location")
+    if certificate:
+        context.load_cert_chain(
+            certificate, settings.get("ssl.key.location"), settings.get("ssl.key.password")
+        )
+    try:
+        return context.wrap_socket(sock, server_hostname=host)
+    except (ssl.SSLError, OSError) as exc:
+        raise WireError(f"TLS to the {role} {address} failed: {exc}") from None

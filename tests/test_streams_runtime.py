@@ -198,3 +198,27 @@ def test_failing_stateful_operator_stops_the_app_without_committing(
         app.run()
     # Nothing of the failed batch was committed: a fixed app starts from the beginning.
     assert Admin(bootstrap).committed("fail-app").get(("amounts", 0), -1) <= 0
+
+
+def test_exactly_once_survives_a_fenced_producer(bootstrap: str, tmp_path: Path) -> None:
+    """Another producer taking the app's transactional id makes the app's producer fail
+    fatally (PRODUCER_FENCED); the app replaces it, reprocesses from its last commit and goes
+    on, with every record in the output exactly once."""
+    from confluent_kafka import Producer
+
+    from streams_support import wait_until
+
+    create_topics(bootstrap, {"in": 1, "out": 1})
+    produce_json(bootstrap, "in", [(None, {"id": i}) for i in range(200)])
+    app = App("fenced-app", bootstrap, state_dir=tmp_path, guarantee="exactly-once")
+    app.stream("in").map(lambda v: {**v, "seen": True}).to_topic("out")
+    with running(app) as stats:
+        wait_until(lambda: stats() is not None and stats().commits > 0)
+        instance = (tmp_path / "fenced-app" / "instance-id").read_text().strip()
+        transactional_id = f"fenced-app-{instance}"
+        intruder = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id})
+        intruder.init_transactions(30)  # fences the app's producer
+        produce_json(bootstrap, "in", [(None, {"id": i}) for i in range(200, 400)])
+        values = read_all(bootstrap, "out", 400)
+    ids = sorted(json.loads(m.value())["id"] for m in values)
+    assert ids == list(range(400))

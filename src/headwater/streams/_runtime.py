@@ -59,6 +59,12 @@ CAUGHT_UP_INTERVAL_S = 0.5
 #: before the producer counts as stuck and is replaced (see ``_replace_producer``).
 TXN_TIMEOUT_S = 15.0
 TXN_GRACE_S = 5.0
+# A fatal producer error (a coordinator failover can end a transaction in a state the client
+# cannot leave) is survived by a new producer, at most this many times in this many seconds;
+# more means something keeps fencing this instance (a second process on the same state
+# directory), and it stops.
+FATAL_RECOVERIES_MAX = 5
+FATAL_RECOVERY_WINDOW_S = 300.0
 
 
 class StreamsError(RuntimeError):
@@ -118,6 +124,8 @@ class Runner:
         self.in_transaction = False
         self.delivery_errors: list[str] = []
         self.fatal_errors: list[str] = []
+        self.producer_fatal: list[str] = []
+        self._fatal_recoveries: list[float] = []
         self._processed_at = 0
         self._uncommitted_dead_letters = 0
         self._failed = False
@@ -147,7 +155,7 @@ class Runner:
             # holds whichever client wrote the input.
             "partitioner": "murmur2_random",
             "delivery.report.only.error": True,
-            "error_cb": self._on_client_error,
+            "error_cb": self._on_producer_error,
             "on_delivery": self._on_delivery_error,
         }
         if self.settings.exactly_once:
@@ -175,6 +183,12 @@ class Runner:
             self.fatal_errors.append(f"fatal client error: {err.str()}")
         else:
             log.warning("kafka client: %s", err.str())
+
+    def _on_producer_error(self, err: KafkaError) -> None:
+        if err.fatal() and self.settings.exactly_once:
+            self.producer_fatal.append(err.str())  # survived by a new producer (_check_delivery)
+        else:
+            self._on_client_error(err)
 
     def _on_delivery_error(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
@@ -207,7 +221,7 @@ class Runner:
                 messages = self._consumer.consume(self.settings.batch_size, timeout=0.05)
                 if messages:
                     self._process(messages)
-                self._producer.poll(0)
+                self._poll_producer()
                 self._check_delivery()
                 if time.monotonic() >= next_commit:
                     self.commit(save_local=time.monotonic() >= self._next_local_save)
@@ -231,7 +245,10 @@ class Runner:
             self._consumer.close()
         finally:
             if self.in_transaction:
-                self._abort()
+                try:
+                    self._abort()
+                except KafkaException as exc:
+                    log.warning("abort at shutdown failed: %s", exc)
             self._producer.flush(30)
             _close(self._producer)
             self._calls.close()
@@ -385,7 +402,15 @@ class Runner:
 
     def _begin(self) -> None:
         if self.settings.exactly_once and not self.in_transaction:
-            self._producer.begin_transaction()
+            try:
+                self._producer.begin_transaction()
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if not (isinstance(error, KafkaError) and error.fatal()):
+                    raise
+                self.producer_fatal.clear()
+                self._recover_from_fatal(error.str())
+                self._producer.begin_transaction()
             self.in_transaction = True
 
     def emit(self, sink: SinkSpec, records: list[Record], node: Node) -> None:
@@ -473,7 +498,12 @@ class Runner:
         """Under exactly-once a record that could not be written (its partition had no leader
         for longer than the transaction allows, say) dooms only the open transaction: abort
         it and reprocess from the last commit, as a failed commit does, instead of stopping.
-        Fatal errors (a fenced producer) and at-least-once failures still stop the app."""
+        A fatal producer error is survived with a new producer (``_recover_from_fatal``); other
+        fatal errors and at-least-once failures still stop the app."""
+        if self.producer_fatal:
+            reason, self.producer_fatal = self.producer_fatal[0], []
+            self._recover_from_fatal(reason)
+            return
         if not self.delivery_errors or self.fatal_errors or not self.settings.exactly_once:
             self._raise_delivery_errors()
             return
@@ -612,6 +642,10 @@ class Runner:
             log.warning("transaction aborted (%s); reprocessing from last commit", error.str())
             self._rewind()
             return
+        if isinstance(error, KafkaError) and error.fatal():
+            self.producer_fatal.clear()  # the same error, reported by error_cb too
+            self._recover_from_fatal(error.str())
+            return
         raise StreamsError(
             f"transaction failed: {exc}; another instance with the same transactional id or "
             "a newer group generation took over, so this instance stops"
@@ -636,6 +670,12 @@ class Runner:
             self._txn("abort_transaction", lambda: self._producer.abort_transaction(TXN_TIMEOUT_S))
         except CallStuck:
             self._replace_producer()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not (isinstance(error, KafkaError) and error.fatal()):
+                raise
+            # A producer in a fatal state cannot abort; a new one aborts on the coordinator.
+            self._replace_producer()
         self.in_transaction = False
         self._uncommitted_dead_letters = 0
 
@@ -653,6 +693,42 @@ class Runner:
         self.dead_letters.producer = self._producer
         self.in_transaction = False
         self._init_transactions()
+
+    def _poll_producer(self) -> None:
+        """Serve delivery reports; a fatal producer error it raises is survived as in
+        ``_check_delivery`` (librdkafka raises it from poll once the producer is fenced)."""
+        try:
+            self._producer.poll(0)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not (self.settings.exactly_once and isinstance(error, KafkaError) and error.fatal()):
+                raise
+            self.producer_fatal.append(error.str())
+
+    def _recover_from_fatal(self, reason: str) -> None:
+        """A producer in a fatal state is replaced: the new one, with the same transactional
+        id, fences the old and aborts its open transaction, and processing resumes from the
+        last commit, so nothing is lost or written twice. Bounded: see FATAL_RECOVERIES_MAX."""
+        now = time.monotonic()
+        recent = [t for t in self._fatal_recoveries if now - t < FATAL_RECOVERY_WINDOW_S]
+        if len(recent) >= FATAL_RECOVERIES_MAX:
+            raise StreamsError(
+                f"the transactional producer failed fatally {len(recent) + 1} times in "
+                f"{FATAL_RECOVERY_WINDOW_S:.0f} s (last: {reason}); is another instance running "
+                "on the same state directory? This instance stops"
+            )
+        self._fatal_recoveries = [*recent, now]
+        log.error("transactional producer failed (%s); replacing it and reprocessing", reason)
+        old = self._producer
+        self._producer = self._make_producer()
+        self.dead_letters.producer = self._producer
+        self.in_transaction = False
+        self.delivery_errors.clear()
+        with contextlib.suppress(KafkaException):
+            old.purge()
+        _close(old)
+        self._init_transactions()
+        self._rewind()
 
     def _rewind(self, exclude: set[int] | None = None) -> None:
         """After an abort: fresh tasks from durable state, consumer back to committed offsets."""
@@ -681,7 +757,13 @@ _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 
 
 def _close(producer: Producer) -> None:
-    """Release the producer's connections now rather than when it is garbage collected."""
+    """Release the producer's connections now rather than when it is garbage collected.
+
+    A producer in a fatal state raises its error again on close; that error was already dealt
+    with (or is being raised), so it must not replace the one that matters."""
     close = getattr(producer, "close", None)  # Producer.close arrived in confluent-kafka 2.x
     if close is not None:
-        close()
+        try:
+            close()
+        except (KafkaException, SystemError) as exc:  # a fenced producer's close can raise
+            log.warning("closing a failed producer: %s", exc)

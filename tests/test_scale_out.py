@@ -43,12 +43,18 @@ AFTER_S = 5.0
 
 @pytest.fixture
 def healed(kafka_cluster: KafkaCluster) -> Iterator[KafkaCluster]:
-    """The session cluster, every node running and every replica in sync afterwards."""
+    """The session cluster with every node running and every replica in sync, before the test
+    (an earlier test may have left a node down) and after it."""
+    _heal(kafka_cluster)
     yield kafka_cluster
-    for node_id in kafka_cluster.node_ids:
-        if not kafka_cluster.is_running(node_id):
-            kafka_cluster.restart(node_id)
-    kafka_cluster.wait_until(_in_sync, timeout_s=90, what="every replica back in sync")
+    _heal(kafka_cluster)
+
+
+def _heal(cluster: KafkaCluster) -> None:
+    for node_id in cluster.node_ids:
+        if not cluster.is_running(node_id):
+            cluster.restart(node_id)
+    cluster.wait_until(_in_sync, timeout_s=90, what="every replica back in sync")
 
 
 def _in_sync(metadata: ClusterMetadata) -> bool:

@@ -222,3 +222,26 @@ def test_exactly_once_survives_a_fenced_producer(bootstrap: str, tmp_path: Path)
         values = read_all(bootstrap, "out", 400)
     ids = sorted(json.loads(m.value())["id"] for m in values)
     assert ids == list(range(400))
+
+
+@pytest.mark.parametrize(("api_key", "action"), [(25, "close"), (26, "close"), (25, "delay:500")])
+def test_exactly_once_survives_a_coordinator_lost_mid_commit(
+    broker: Any, tmp_path: Path, api_key: int, action: str
+) -> None:
+    """The connection to the transaction coordinator drops in the middle of a commit
+    (AddOffsetsToTxn or EndTxn): the app replaces what it must and goes on, every record once."""
+    from streams_support import wait_until
+
+    bootstrap = broker.bootstrap
+    create_topics(bootstrap, {"in": 1, "out": 1})
+    produce_json(bootstrap, "in", [(None, {"id": i}) for i in range(200)])
+    app = App("lost-coordinator", bootstrap, state_dir=tmp_path, guarantee="exactly-once")
+    app.stream("in").map(lambda v: {**v, "seen": True}).to_topic("out")
+    with running(app) as stats:
+        wait_until(lambda: stats() is not None and stats().commits > 0)
+        broker.broker.faults[api_key] = action
+        produce_json(bootstrap, "in", [(None, {"id": i}) for i in range(200, 400)])
+        values = read_all(bootstrap, "out", 400)
+    assert api_key not in broker.broker.faults  # the fault struck
+    ids = sorted(json.loads(m.value())["id"] for m in values)
+    assert ids == list(range(400))

@@ -64,6 +64,7 @@ TXN_GRACE_S = 5.0
 # more means something keeps fencing this instance (a second process on the same state
 # directory), and it stops.
 FATAL_RECOVERIES_MAX = 5
+INIT_TRANSACTIONS_S = 120.0
 FATAL_RECOVERY_WINDOW_S = 300.0
 
 
@@ -642,7 +643,10 @@ class Runner:
             log.warning("transaction aborted (%s); reprocessing from last commit", error.str())
             self._rewind()
             return
-        if isinstance(error, KafkaError) and error.fatal():
+        if isinstance(error, KafkaError):
+            # Fatal, or neither abortable nor retried by librdkafka (a coordinator that went
+            # away mid-commit): only a new producer gets out of it, and it aborts the
+            # transaction on the coordinator on the way.
             self.producer_fatal.clear()  # the same error, reported by error_cb too
             self._recover_from_fatal(error.str())
             return
@@ -655,13 +659,29 @@ class Runner:
         self._calls.run(call, TXN_TIMEOUT_S + TXN_GRACE_S, what)
 
     def _init_transactions(self) -> None:
-        try:
-            self._txn("init_transactions", lambda: self._producer.init_transactions(TXN_TIMEOUT_S))
-        except CallStuck:
-            raise StreamsError(
-                "the transactional producer could not be initialised: the transaction "
-                "coordinator did not answer; is the cluster up?"
-            ) from None
+        """init_transactions, retried while the cluster is electing a new transaction
+        coordinator (a node just failed), for up to INIT_TRANSACTIONS_S."""
+        deadline = time.monotonic() + INIT_TRANSACTIONS_S
+        while True:
+            try:
+                self._txn(
+                    "init_transactions", lambda: self._producer.init_transactions(TXN_TIMEOUT_S)
+                )
+                return
+            except CallStuck:
+                raise StreamsError(
+                    "the transactional producer could not be initialised: the transaction "
+                    "coordinator did not answer; is the cluster up?"
+                ) from None
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = isinstance(error, KafkaError) and error.retriable()
+                if not retriable or time.monotonic() > deadline:
+                    raise StreamsError(
+                        f"the transactional producer could not be initialised: {exc}"
+                    ) from exc
+                log.warning("init_transactions failed (%s); retrying", exc)
+                time.sleep(1.0)
 
     def _abort(self) -> None:
         """Abort the open transaction; a producer stuck in librdkafka is replaced, which aborts
@@ -671,10 +691,9 @@ class Runner:
         except CallStuck:
             self._replace_producer()
         except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if not (isinstance(error, KafkaError) and error.fatal()):
-                raise
-            # A producer in a fatal state cannot abort; a new one aborts on the coordinator.
+            # A producer that cannot abort (fatal, or its coordinator unreachable) is
+            # replaced: the new one aborts the transaction on the coordinator.
+            log.warning("abort failed (%s); replacing the producer", exc)
             self._replace_producer()
         self.in_transaction = False
         self._uncommitted_dead_letters = 0
